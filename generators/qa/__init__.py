@@ -1,0 +1,1 @@
+"""QA tasks: one question about one document hidden among many (SQuAD, QuALITY, TOEFL)."""

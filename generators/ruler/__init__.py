@@ -1,0 +1,1 @@
+"""RULER-style tasks: multi-key needles, variable tracking, common words."""

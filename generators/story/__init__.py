@@ -1,0 +1,1 @@
+"""The story world and its three tasks: retrieval, multi-hop, aggregation."""

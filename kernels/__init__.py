@@ -1,0 +1,1 @@
+"""Triton kernels: fast paths of the methods hooks, tested against the PyTorch references."""

@@ -1,0 +1,1 @@
+"""Answer extraction, per-task metrics, statistics and submission checks."""
