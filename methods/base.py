@@ -11,6 +11,8 @@ Engine adapters (transformers, vLLM) call these hooks; methods know nothing of e
 from __future__ import annotations
 
 import dataclasses
+import types
+import typing
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -25,7 +27,8 @@ class KVCache:
 
     k_pages, v_pages: [num_pages, page_size, Hkv, D]; page_table: [B, max_pages] (int32/int64);
     seq_lens: [B] tokens cached per sequence (the new token included). `kept`, when set by a
-    compression, maps (sequence b, layer) to Hkv index tensors of the tokens decode may read.
+    compression, maps (sequence b, layer) to Hkv sorted index tensors of ALL the tokens decode may
+    read (the compressed prompt plus every token generated since: adapters append those).
     """
 
     k_pages: torch.Tensor
@@ -44,6 +47,19 @@ class KVCache:
         vp = torch.nn.functional.pad(v, (0, 0, 0, 0, 0, pad)).view(pages, page_size, H, D)
         table = torch.arange(pages, dtype=torch.int64).unsqueeze(0)
         return cls(kp, vp, table, torch.tensor([T]))
+
+    @classmethod
+    def from_batch(cls, k: torch.Tensor, v: torch.Tensor, page_size: int | None = None) -> "KVCache":
+        """Equal-length sequences k/v [B, T, Hkv, D] as a cache: one page per sequence (a view, no copy)
+        by default, or contiguous pages of `page_size` (what kernels expect)."""
+        B, T, H, D = k.shape
+        lengths = torch.full((B,), T, dtype=torch.int64, device=k.device)
+        if page_size is None:
+            return cls(k, v, torch.arange(B, dtype=torch.int64, device=k.device).unsqueeze(1), lengths)
+        pages = -(-T // page_size)
+        pad = lambda x: torch.nn.functional.pad(x, (0, 0, 0, 0, 0, pages * page_size - T)).reshape(B * pages, page_size, H, D)
+        table = torch.arange(B * pages, dtype=torch.int64, device=k.device).view(B, pages)
+        return cls(pad(k), pad(v), table, lengths)
 
     @property
     def page_size(self) -> int:
@@ -65,7 +81,8 @@ class SparsityStats:
 
     Sparsity = 1 - computed / possible, where `possible` is the causal pair count in prefill and
     the cached tokens in decode and compression. Counts (not ratios) are kept so that batches,
-    sequences and tensor-parallel ranks add up exactly.
+    sequences and tensor-parallel ranks add up exactly. Heads are query heads for prefill and
+    decode and KV heads for compression (what each hook selects for).
     """
 
     counts: dict[tuple[str, int], list[torch.Tensor]] = field(default_factory=dict)
@@ -76,14 +93,26 @@ class SparsityStats:
         possible = possible.detach().to("cpu", torch.float64).expand_as(computed)
         key = (hook, layer)
         if key in self.counts:
-            self.counts[key][0] += computed
-            self.counts[key][1] += possible
+            if self.counts[key][0].shape != computed.shape:
+                raise ValueError(f"{hook} layer {layer}: {computed.numel()} heads added to {self.counts[key][0].numel()}")
+            c, p = self.counts[key]  # out of place: counts made under torch.inference_mode stay usable
+            self.counts[key] = [c + computed, p + possible]
         else:
             self.counts[key] = [computed.clone(), possible.clone()]
 
     def merge(self, other: "SparsityStats") -> None:
+        """Add counts of the same heads (other sequences, other steps)."""
         for (hook, layer), (c, p) in other.counts.items():
             self.add(hook, layer, c, p)
+
+    @classmethod
+    def from_ranks(cls, ranks: list["SparsityStats"]) -> "SparsityStats":
+        """Tensor-parallel ranks hold disjoint heads: concatenate their per-head counts in rank order."""
+        out = cls()
+        for key in sorted({key for rank in ranks for key in rank.counts}):
+            parts = [rank.counts[key] for rank in ranks if key in rank.counts]
+            out.counts[key] = [torch.cat([c for c, _ in parts]), torch.cat([p for _, p in parts])]
+        return out
 
     def reset(self) -> None:
         self.counts.clear()
@@ -125,7 +154,8 @@ class Method:
                 raise InputError(
                     f"unknown parameter {unknown[0]!r} for method {self.name}; known: {', '.join(sorted(names)) or 'none'}"
                 )
-            config = self.Config(**params)
+            kinds = _field_types(self.Config)
+            config = self.Config(**{k: _coerce(self.name, k, v, kinds[k]) for k, v in params.items()})
         self.config = config
         self.validate()
         self.stats = SparsityStats()
@@ -138,12 +168,20 @@ class Method:
     def overrides(cls, hook: str) -> bool:
         return getattr(cls, hook) is not getattr(Method, hook)
 
+    def params(self) -> dict[str, Any]:
+        """The knobs as a JSON-ready dict (predictions files, reports)."""
+        return dataclasses.asdict(self.config)
+
+    def count_dense(self, hook: str, layer: int, tokens: int, heads: int) -> None:
+        """Record a dense call (adapters that take their engine's own dense path use this too)."""
+        total = tokens * (tokens + 1) / 2 if hook == "prefill" else float(tokens)
+        possible = torch.full((heads,), total, dtype=torch.float64)
+        self.stats.add(hook, layer, possible, possible)
+
     def prefill(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, layer: int) -> torch.Tensor:
         from .reference import dense_prefill
 
-        T, H = q.shape[:2]
-        possible = torch.full((H,), T * (T + 1) / 2, dtype=torch.float64)
-        self.stats.add("prefill", layer, possible, possible)
+        self.count_dense("prefill", layer, q.shape[0], q.shape[1])
         return dense_prefill(q, k, v)
 
     def compress(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, layer: int) -> list[torch.Tensor] | None:
@@ -153,3 +191,58 @@ class Method:
         from .reference import dense_decode
 
         return dense_decode(q, cache, layer, self.stats)
+
+    def last_query_keys(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """bool [Hq, T]: the prompt keys this method lets the last prompt query read (for decode and
+        compression methods: what the next query would read). A diagnostic (methods/evidence.py); stats untouched."""
+        return torch.ones(q.shape[1], k.shape[0], dtype=torch.bool, device=q.device)
+
+
+def check_sparsity(method: str, sparsity: float | None) -> None:
+    """A target sparsity (the alternative to a budget) must be in [0, 1)."""
+    if sparsity is not None and not 0.0 <= sparsity < 1.0:
+        raise InputError(f"{method} sparsity must be in [0, 1), got {sparsity}")
+
+
+def check_positive(method: str, **knobs: int) -> None:
+    """Budgets, sizes and windows must be >= 1."""
+    for key, value in knobs.items():
+        if value < 1:
+            raise InputError(f"{method} {key} must be a positive integer, got {value}")
+
+
+def _field_types(config_cls: type) -> dict[str, Any]:
+    """Field name -> type; falls back to the default's type where an annotation cannot be resolved."""
+    try:
+        return typing.get_type_hints(config_cls)
+    except Exception:  # e.g. a config declared in a function, annotated with a local name
+        return {f.name: type(f.default) for f in dataclasses.fields(config_cls)}
+
+
+def _coerce(method: str, key: str, value: Any, kind: Any) -> Any:
+    """A knob value (a string from the CLI, or a Python value) as the field's type, or InputError."""
+    optional = typing.get_origin(kind) in (typing.Union, types.UnionType) and type(None) in typing.get_args(kind)
+    if optional:
+        if value is None or (isinstance(value, str) and value.lower() in ("none", "null", "")):
+            return None
+        kind = next(a for a in typing.get_args(kind) if a is not type(None))
+    bad = InputError(f"parameter {key} of method {method} must be {getattr(kind, '__name__', kind)}, got {value!r}")
+    if isinstance(value, str) and kind is not str:
+        text = value.strip().lower()
+        if kind is bool:
+            if text not in ("true", "false", "1", "0", "yes", "no"):
+                raise bad
+            return text in ("true", "1", "yes")
+        try:
+            value = float(text) if kind is float else int(text) if kind is int else kind(value)
+        except (TypeError, ValueError):
+            raise bad from None
+    if kind is bool and not isinstance(value, bool):
+        raise bad
+    if kind in (int, float) and (isinstance(value, bool) or not isinstance(value, (int, float))):
+        raise bad
+    if kind is int and isinstance(value, float):
+        if not value.is_integer():
+            raise bad
+        value = int(value)
+    return float(value) if kind is float else value

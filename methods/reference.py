@@ -42,13 +42,41 @@ def dense_prefill(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Te
 
 
 def dense_decode(q: torch.Tensor, cache, layer: int, stats=None) -> torch.Tensor:
-    """One new token per sequence over the whole cache: q [B, Hq, D] -> [B, Hq, D]."""
+    """One new token per sequence over its cache: q [B, Hq, D] -> [B, Hq, D].
+
+    Where a compression left `cache.kept[(b, layer)]`, only those tokens are read (per KV head).
+    Stats count tokens read per query head.
+    """
     outs = []
+    Hq = q.shape[1]
     for b in range(q.shape[0]):
         k, v = cache.sequence(b)
-        mask = torch.ones(q.shape[1], 1, k.shape[0], dtype=torch.bool, device=q.device)
-        outs.append(masked_attention(q[b : b + 1], k, v, mask)[0])
+        mask = kept_mask(cache, b, layer, k.shape[0], Hq, q.device)
+        outs.append(masked_attention(q[b : b + 1], k, v, mask.unsqueeze(1))[0])
         if stats is not None:
-            n = torch.full((k.shape[1],), float(k.shape[0]), dtype=torch.float64)
-            stats.add("decode", layer, n, n)
+            possible = torch.full((Hq,), float(k.shape[0]), dtype=torch.float64)
+            stats.add("decode", layer, mask.sum(-1).double(), possible)
     return torch.stack(outs)
+
+
+def kept_mask(cache, b: int, layer: int, n: int, num_q_heads: int, device=None) -> torch.Tensor:
+    """[Hq, n] tokens of sequence b that decode may read at `layer` (all, unless a compression kept fewer)."""
+    kept = (cache.kept or {}).get((b, layer))
+    if kept is None:
+        return torch.ones(num_q_heads, n, dtype=torch.bool, device=device)
+    mask = torch.zeros(len(kept), n, dtype=torch.bool, device=device)
+    for h, idx in enumerate(kept):
+        mask[h, idx.to(device)] = True
+    return mask.repeat_interleave(num_q_heads // len(kept), dim=0)
+
+
+def chunked_masked_attention(q, k, v, mask_rows, chunk: int = 1024) -> torch.Tensor:
+    """Causal sparse attention of q [T, Hq, D] without a T x T tensor: `mask_rows(start, stop)` gives
+    the allowed keys [Hq, stop-start, T] of queries start..stop-1 (causality is applied here)."""
+    T = q.shape[0]
+    out = torch.empty_like(q)
+    for start in range(0, T, chunk):
+        stop = min(T, start + chunk)
+        mask = mask_rows(start, stop)[..., :stop] & causal_mask(stop - start, stop, q.device)
+        out[start:stop] = masked_attention(q[start:stop], k[:stop], v[:stop], mask)
+    return out

@@ -9,15 +9,15 @@ from .lengths import format_length, parse_length  # noqa: E402
 
 __all__ = [
     "DataError", "Error", "InputError", "LengthError", "TokenizerError", "__version__",
-    "format_length", "generate", "get_tokenizer", "load_dataset", "parse_length",
+    "format_length", "generate_records", "get_tokenizer", "load_dataset", "parse_length",
 ]
 
 
-def generate(task: str, length, samples: int = 1, seed: int = 0, tokenizer: str | None = None, **params):
+def generate_records(task: str, length, samples: int = 1, seed: int = 0, tokenizer: str | None = None, **params):
     """Records of `task` at `length` as a list of dicts (the published schema)."""
-    from .generate import generate_records
+    from .generate import generate_records as _generate
 
-    return list(generate_records(task, length, samples=samples, seed=seed, tokenizer=tokenizer, params=params))
+    return list(_generate(task, length, samples=samples, seed=seed, tokenizer=tokenizer, params=params))
 
 
 def get_tokenizer(name: str | None = None):

@@ -48,7 +48,7 @@ def test_ids_equal_hugging_face_on_generated_story_text(hf_qwen):
     tok = get_tokenizer()
     for task in ("story_retrieval", "story_multihop", "story_aggregation"):
         for seed in (0, 1):
-            text = sftasks.generate(task, "4k", samples=1, seed=seed)[0]["input"]
+            text = sftasks.generate_records(task, "4k", samples=1, seed=seed)[0]["input"]
             assert tok.encode(text) == hf_qwen.encode(text, add_special_tokens=False).ids
 
 

@@ -1,0 +1,126 @@
+"""GPU correctness check of the Triton kernels in bf16 (and fp16) against float32 references.
+
+Every output buffer is poisoned with NaN before the kernel runs, so an unwritten element fails the
+check; inputs are fresh random draws for every case. Pass: relative error ||out - ref|| / ||ref|| under
+1e-2 and no NaN. Run on a CUDA machine: `python bench/gpu_check.py` (prints one line per case).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import torch
+
+from sftasks import kernels
+from sftasks.kernels.quest import QuestSummaries
+from sftasks.methods.base import KVCache
+from sftasks.methods.block_sparse import block_sparse_attention as ref_block_sparse
+from sftasks.methods.quest import quest_decode as ref_quest
+from sftasks.methods.vertical_slash import diagonal_mass, last_query_probs
+from sftasks.methods.vertical_slash import vertical_slash_attention as ref_vertical_slash
+
+TOL = 1e-2
+failures = []
+
+
+def report(name: str, out: torch.Tensor, ref: torch.Tensor) -> None:
+    out, ref = out.double(), ref.double()
+    nan = bool(torch.isnan(out).any())
+    rel = float((out - ref).norm() / ref.norm().clamp_min(1e-30))
+    ok = not nan and rel < TOL
+    print(f"{'ok  ' if ok else 'FAIL'} {name:60s} rel_err={rel:.2e} nan={nan}", flush=True)
+    if not ok:
+        failures.append(name)
+
+
+def qkv(T, Hq, Hkv, D, dtype):
+    return (torch.randn(T, h, D, device="cuda", dtype=dtype) for h in (Hq, Hkv, Hkv))
+
+
+def poisoned(like: torch.Tensor) -> torch.Tensor:
+    return torch.full_like(like, float("nan"))
+
+
+def check_block_sparse(T, Hq, Hkv, D, bs, dtype, **options):
+    q, k, v = qkv(T, Hq, Hkv, D, dtype)
+    nb = -(-T // bs)
+    K = max(2, nb // 4)
+    idx = torch.randint(-1, nb, (Hq, nb, K), device="cuda")
+    idx[..., 0] = torch.arange(nb, device="cuda")  # diagonal mostly present
+    idx[::3, :, 0] = -1  # ... but not for every head
+    out = kernels.block_sparse_attention(q, k, v, idx, bs, out=poisoned(q), **options)
+    ref = ref_block_sparse(q.float(), k.float(), v.float(), idx, bs)
+    report(f"block_sparse T={T} Hq={Hq} Hkv={Hkv} D={D} bs={bs} {dtype} {options}", out, ref)
+
+
+def check_vertical_slash(T, Hq, Hkv, D, dtype, band=300, **options):
+    q, k, v = qkv(T, Hq, Hkv, D, dtype)
+    vert = torch.randint(-1, T, (Hq, 97), device="cuda")
+    vert[:, :4] = torch.arange(4)
+    slash = torch.cat([torch.arange(band, device="cuda").expand(Hq, -1), torch.randint(0, T + 5, (Hq, 200), device="cuda")], 1)
+    out = kernels.vertical_slash_attention(q, k, v, vert, slash, out=poisoned(q), **options)
+    ref = ref_vertical_slash(q.float(), k.float(), v.float(), vert, slash)
+    report(f"vertical_slash T={T} Hq={Hq} Hkv={Hkv} D={D} band={band} {dtype} {options}", out, ref)
+
+
+def check_scores(T, Hq, Hkv, D, last_q, dtype):
+    q, k, _ = qkv(T, Hq, Hkv, D, dtype)
+    cols, diags = kernels.last_query_scores(q, k, last_q)
+    probs = last_query_probs(q.float(), k.float(), last_q)
+    report(f"last_query_scores columns T={T} Hq={Hq} D={D} L={last_q} {dtype}", cols, probs.sum(1))
+    report(f"last_query_scores diagonals T={T} Hq={Hq} D={D} L={last_q} {dtype}", diags, diagonal_mass(probs))
+
+
+def check_quest(lens, Hq, Hkv, D, budget, page, cache_page, share, dtype):
+    B = len(lens)
+    pages = [-(-n // cache_page) for n in lens]
+    total = sum(pages) + 2
+    perm = torch.randperm(total, device="cuda")
+    kp = torch.randn(total, cache_page, Hkv, D, device="cuda", dtype=dtype)
+    vp = torch.randn_like(kp)
+    table = torch.zeros(B, max(pages), dtype=torch.int32, device="cuda")
+    c = 0
+    for b, p in enumerate(pages):
+        table[b, :p] = perm[c : c + p]
+        c += p
+    cache = KVCache(kp, vp, table, torch.tensor(lens, device="cuda"))
+    q = torch.randn(B, Hq, D, device="cuda", dtype=dtype)
+    ref = ref_quest(q.float(), KVCache(kp.float(), vp.float(), table, cache.seq_lens), budget, page, share)
+    out = kernels.quest_decode(q, cache, budget, page, share, out=poisoned(q))
+    report(f"quest lens={lens} Hq={Hq} Hkv={Hkv} D={D} budget={budget} page={page}/{cache_page} share={share} {dtype}", out, ref)
+    # second step with persistent summaries: grow each sequence by one token, summaries updated in place
+    qmax = -(-(table.shape[1] * cache_page) // page)
+    summ = QuestSummaries.empty(B, qmax, Hkv, D, dtype, "cuda")
+    kernels.quest_decode(q, cache, budget, page, share, summaries=summ)
+    cache.seq_lens = cache.seq_lens.clamp(max=table.shape[1] * cache_page - 1) + 1
+    ref = ref_quest(q.float(), KVCache(kp.float(), vp.float(), table, cache.seq_lens), budget, page, share)
+    out = kernels.quest_decode(q, cache, budget, page, share, summaries=summ, out=poisoned(q))
+    report(f"quest next step, summaries in place lens+1 share={share} {dtype}", out, ref)
+
+
+def main() -> int:
+    torch.manual_seed(0)
+    bf, fp = torch.bfloat16, torch.float16
+    for T, Hq, Hkv, D, bs in [(4096, 28, 4, 128, 128), (3001, 8, 8, 64, 64), (2500, 7, 1, 128, 16), (1999, 4, 1, 64, 100),
+                              (4096, 28, 4, 128, 64)]:
+        check_block_sparse(T, Hq, Hkv, D, bs, bf)
+    check_block_sparse(3001, 28, 4, 128, 128, fp)
+    check_block_sparse(4096, 28, 4, 128, 128, bf, tma=False)
+    check_block_sparse(3001, 8, 2, 64, 64, bf, tma=False)
+    for T, Hq, Hkv, D in [(4096, 28, 4, 128), (3001, 8, 8, 64), (2500, 7, 1, 128)]:
+        check_vertical_slash(T, Hq, Hkv, D, bf)
+    check_vertical_slash(3001, 28, 4, 128, fp)
+    check_vertical_slash(4096, 28, 4, 128, bf, band=1000, block=64)
+    check_vertical_slash(3001, 7, 1, 64, bf, band=10, block=128, block_n=128)
+    for T, Hq, Hkv, D, L in [(4096, 28, 4, 128, 256), (3001, 7, 1, 64, 100)]:
+        check_scores(T, Hq, Hkv, D, L, bf)
+    for lens, Hq, Hkv, D, budget, page, cpage, share in [
+        ([8192, 3001, 77], 28, 4, 128, 1024, 16, 16, True), ([8192, 3001, 77], 28, 4, 128, 1024, 16, 16, False),
+        ([5000, 4096], 7, 1, 64, 256, 16, 64, True), ([2049, 1500, 900, 4000], 8, 8, 128, 512, 32, 16, True)]:
+        check_quest(lens, Hq, Hkv, D, budget, page, cpage, share, bf)
+    print(f"{len(failures)} failures" + (": " + ", ".join(failures) if failures else ""))
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,99 @@
+"""Every method through the transformers adapter on a GPU (bf16), against dense, on one random model.
+
+    python bench/hf_gpu_check.py [--len 8192] [--new 8]
+
+For each method: with a budget that covers the prompt, the logits of every generated step must match
+dense (relative error < 2e-2: bf16, and kernels sum in another order); with a sparse budget, the run
+must finish without NaN and report its sparsity. Prefill and decode times are printed side by side
+(CUDA-synchronised wall clock, after a warm-up). Exit status 1 if any check fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import torch
+
+from sftasks.methods import registry
+from sftasks.methods.hf import attach
+from sftasks.methods.registry import get_method
+from sftasks.runner import primary_hook
+
+COVERING = {
+    "dense": {}, "block_sparse": {"chunk_size": 64, "top_chunks": 1 << 20},
+    "vertical_slash": {"vertical_size": 1 << 20, "slash_size": 1 << 20},
+    "flexprefill": {"min_budget": 1 << 20}, "quest": {"token_budget": 1 << 20},
+    "snapkv": {"token_capacity": 1 << 20}, "ada_snapkv": {"token_capacity": 1 << 20},
+}
+SPARSE = {name: ({"sparsity": 0.9} if name not in ("dense", "flexprefill") else {}) for name in COVERING}
+
+
+def build(T: int):
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    torch.manual_seed(0)
+    config = Qwen2Config(vocab_size=4096, hidden_size=1024, intermediate_size=2048, num_hidden_layers=2,
+                         num_attention_heads=8, num_key_value_heads=2, head_dim=128, max_position_embeddings=2 * T)
+    return Qwen2ForCausalLM(config).to("cuda", torch.bfloat16).eval()
+
+
+def run(model, ids, new: int):
+    torch.cuda.synchronize()
+    start = time.perf_counter()
+    with torch.inference_mode():
+        first = model(ids, use_cache=False).logits[:, -1]
+        torch.cuda.synchronize()
+        prefill = time.perf_counter() - start
+        out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=new, min_new_tokens=new,
+                             do_sample=False, output_logits=True, return_dict_in_generate=True, pad_token_id=0)
+    torch.cuda.synchronize()
+    return first, torch.stack(out.logits).float(), out.sequences, prefill, time.perf_counter() - start - prefill
+
+
+def rel(a, b) -> float:
+    return float((a.float() - b.float()).norm() / b.float().norm())
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--len", type=int, default=8192)
+    parser.add_argument("--new", type=int, default=8)
+    args = parser.parse_args()
+    from sftasks import kernels
+
+    print(f"device={torch.cuda.get_device_name()} kernels.available()={kernels.available()} "
+          f"block_sparse path={registry.dispatch('block_sparse_attention', None, torch.zeros(1, device='cuda'))}")
+    ids = torch.randint(0, 4096, (1, args.len), device="cuda", generator=torch.Generator("cuda").manual_seed(0))
+    plain = build(args.len)
+    run(plain, ids[:, :256], 2)  # warm-up
+    ref_first, ref_logits, ref_seq, ref_prefill, ref_decode = run(plain, ids, args.new)
+    print(f"{'method':34s} {'budget':9s} {'prefill s':>9s} {'decode s':>9s} {'rel err':>8s} {'same tokens':>11s} {'sparsity':>8s} ok")
+    print(f"{'transformers sdpa':34s} {'-':9s} {ref_prefill:9.3f} {ref_decode:9.3f}")
+    failed = []
+    for budget, table in (("covering", COVERING), ("sparse", SPARSE)):
+        for name, params in table.items():
+            model = build(args.len)
+            method = get_method(name, **params)
+            attach(model, method)
+            run(model, ids[:, :256], 2)
+            method.stats.reset()
+            first, logits, seq, prefill, decode = run(model, ids, args.new)
+            err = max(rel(first, ref_first), rel(logits, ref_logits))
+            finite = bool(torch.isfinite(logits).all())
+            ok = finite and (err < 2e-2 if budget == "covering" else True)
+            sparsity = method.stats.summary().get(primary_hook(method), {}).get("overall", 0.0)
+            label = f"{name} {','.join(f'{k}={v}' for k, v in params.items() if budget == 'sparse')}"
+            print(f"{label:34s} {budget:9s} {prefill:9.3f} {decode:9.3f} {err:8.2e} {str(torch.equal(seq, ref_seq)):>11s} "
+                  f"{sparsity:8.3f} {'ok' if ok else 'FAIL'}", flush=True)
+            if not ok:
+                failed.append(f"{name} {budget}")
+            del model
+            torch.cuda.empty_cache()
+    print("FAILED: " + ", ".join(failed) if failed else "all checks passed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

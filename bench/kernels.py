@@ -1,0 +1,244 @@
+"""Speed of the Triton kernels against dense SDPA (cuDNN, flash) and FlexAttention, side by side in one run.
+
+One Qwen2.5-7B attention layer (28 query heads, 4 KV heads, head_dim 128, bf16), one sequence.
+  python bench/kernels.py [--lengths 32k,64k,128k] [--out results.json]
+Prints one table. `ideal` is 1 / (1 - sparsity) with sparsity counted in causal (query, key) pairs;
+`% ideal` is (cuDNN dense time / ours) / ideal. Index builds are inside the timed region.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+
+import torch
+import torch.nn.functional as F
+from torch.nn.attention import SDPBackend, sdpa_kernel
+from triton.testing import do_bench, do_bench_cudagraph
+
+from sftasks import kernels
+from sftasks.kernels.quest import QuestSummaries
+from sftasks.lengths import parse_length
+from sftasks.methods.base import KVCache
+from sftasks.methods.block_sparse import block_sparse_pairs
+from sftasks.methods.vertical_slash import vertical_slash_pairs
+
+HQ, HKV, D, DTYPE = 28, 4, 128, torch.bfloat16
+BLOCK = 128
+
+
+def bench(fn) -> float:
+    """Median milliseconds."""
+    return do_bench(fn, warmup=100, rep=400, return_mode="median")
+
+
+def random_block_index(T: int, sparsity: float, gen: torch.Generator) -> torch.Tensor:
+    """Per head and query block i: the diagonal, the first block and random others, ceil((1-s)(i+1)) in all."""
+    nb = -(-T // BLOCK)
+    blocks = torch.arange(nb, device="cuda")
+    keep = torch.ceil((1 - sparsity) * (blocks + 1)).long().clamp(min=1)
+    scores = torch.rand(HQ, nb, nb, device="cuda", generator=gen)
+    scores[:, blocks, blocks] = 3.0
+    scores[:, :, 0] = 2.0
+    scores = scores.masked_fill(blocks.view(1, -1) > blocks.view(-1, 1), -1.0)
+    K = int(keep.max())
+    top = scores.topk(K, dim=-1).indices
+    return torch.where(torch.arange(K, device="cuda") < keep.view(1, -1, 1), top, -1)
+
+
+def flex_block_mask(idx: torch.Tensor, T: int):
+    """The same pattern as a FlexAttention BlockMask: off-diagonal blocks full, the diagonal causal."""
+    from torch.nn.attention.flex_attention import BlockMask
+
+    H, nb, K = idx.shape
+    qb = torch.arange(nb, device="cuda").view(1, -1, 1)
+    valid = (idx >= 0) & (idx <= qb)
+    full = valid & (idx < qb)
+    big = nb
+    full_idx = torch.where(full, idx, big).sort(-1).values
+    full_num = full.sum(-1).int()
+    full_cols = torch.zeros(H, nb, nb, dtype=torch.int32, device="cuda")
+    full_cols[..., :K] = torch.where(full_idx == big, 0, full_idx).int()
+    diag = (valid & (idx == qb)).any(-1)
+    part_num = diag.int()
+    part_cols = torch.zeros(H, nb, nb, dtype=torch.int32, device="cuda")
+    part_cols[..., 0] = torch.arange(nb, device="cuda", dtype=torch.int32)
+
+    def causal(b, h, q_idx, kv_idx):
+        return q_idx >= kv_idx
+
+    return BlockMask.from_kv_blocks(part_num[None], part_cols[None], full_num[None], full_cols[None],
+                                    BLOCK_SIZE=BLOCK, mask_mod=causal, seq_lengths=(T, T))
+
+
+def vertical_slash_pattern(T: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """A MInference-like pattern: 1024 columns (the first 4 always) and 4.5% of T diagonals, most of them a
+    local band, the rest in 8 clusters of 64 (realistic heads show clustered, not scattered, slashes)."""
+    cols = torch.randint(4, T, (HQ, 1024), device="cuda", generator=gen)
+    cols[:, :4] = torch.arange(4)
+    band = int(0.04 * T)
+    clusters = (torch.randint(band, T - 64, (HQ, 8, 1), device="cuda", generator=gen) + torch.arange(64, device="cuda")).flatten(1)
+    slashes = torch.cat([torch.arange(band, device="cuda").expand(HQ, -1), clusters], 1)
+    return cols, slashes
+
+
+def dense_prefill(q, k, v, backend):
+    qh, kh, vh = (x.transpose(0, 1).unsqueeze(0) for x in (q, k, v))
+    with sdpa_kernel(backend):
+        return F.scaled_dot_product_attention(qh, kh, vh, is_causal=True)
+
+
+def sweep(T: int) -> None:
+    """Block-sparse launch configs at 90% sparsity (what did and did not pay goes in RESULTS.md)."""
+    gen = torch.Generator(device="cuda").manual_seed(1)
+    q = torch.randn(T, HQ, D, device="cuda", dtype=DTYPE)
+    k, v = (torch.randn(T, HKV, D, device="cuda", dtype=DTYPE) for _ in range(2))
+    idx = random_block_index(T, 0.90, gen)
+    for tma in (False, True):
+        for stages in (2, 3):
+            for bn in (64, 128):
+                t = bench(lambda: kernels.block_sparse_attention(q, k, v, idx, BLOCK, num_warps=8, num_stages=stages,
+                                                                block_n=bn, tma=tma))
+                print(f"sweep block-sparse T={T} tma={tma} stages={stages} block_n={bn}: {t:.2f} ms", flush=True)
+    cols, slashes = vertical_slash_pattern(T, gen)
+    for block, bn, warps, stages in ((64, 64, 4, 2), (128, 64, 8, 2), (128, 64, 8, 3), (128, 128, 8, 2)):
+        t = bench(lambda: kernels.vertical_slash_attention(q, k, v, cols, slashes, block=block, block_n=bn,
+                                                           num_warps=warps, num_stages=stages))
+        print(f"sweep vertical-slash T={T} block={block} block_n={bn} warps={warps} stages={stages}: {t:.2f} ms", flush=True)
+    from sftasks.kernels.vertical_slash import build_work_lists
+
+    t = bench(lambda: build_work_lists(cols, slashes, T, 128))
+    print(f"vertical-slash index build alone T={T}: {t:.3f} ms", flush=True)
+    from sftasks.kernels.estimate import last_query_scores
+
+    t = bench(lambda: last_query_scores(q, k, 256))
+    print(f"last_query_scores alone T={T}: {t:.3f} ms", flush=True)
+    # Quest: where the GPU time goes (one call, 128k, budget 4096)
+    pages = -(-T // 16)
+    kp = torch.randn(pages, 16, HKV, D, device="cuda", dtype=DTYPE)
+    cache = KVCache(kp, torch.randn_like(kp), torch.arange(pages, device="cuda", dtype=torch.int32).view(1, -1),
+                    torch.tensor([T], device="cuda", dtype=torch.int32))
+    qd = torch.randn(1, HQ, D, device="cuda", dtype=DTYPE)
+    summ = QuestSummaries.empty(1, pages, HKV, D, DTYPE, "cuda")
+    for _ in range(3):
+        kernels.quest_decode(qd, cache, 4096, 16, True, summaries=summ)
+    torch.cuda.synchronize()
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
+        for _ in range(20):
+            kernels.quest_decode(qd, cache, 4096, 16, True, summaries=summ)
+        torch.cuda.synchronize()
+    print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=8), flush=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--lengths", default="32k,64k,128k")
+    ap.add_argument("--decode-lengths", default="32k,128k")
+    ap.add_argument("--out", default=None, help="also write the rows as JSON here")
+    ap.add_argument("--no-flex", action="store_true")
+    ap.add_argument("--sweep", action="store_true", help="first time block-sparse launch configs at the last length")
+    args = ap.parse_args()
+    if args.sweep:
+        sweep(parse_length(args.lengths.split(",")[-1]))
+    gen = torch.Generator(device="cuda").manual_seed(0)
+    rows = []
+
+    def row(**r):
+        rows.append(r)
+        print(json.dumps(r), flush=True)
+
+    flex = None
+    if not args.no_flex:
+        from torch.nn.attention.flex_attention import flex_attention
+
+        flex = torch.compile(flex_attention, dynamic=False)
+
+    for T in (parse_length(x) for x in args.lengths.split(",")):
+        q = torch.randn(T, HQ, D, device="cuda", dtype=DTYPE)
+        k = torch.randn(T, HKV, D, device="cuda", dtype=DTYPE)
+        v = torch.randn(T, HKV, D, device="cuda", dtype=DTYPE)
+        ke, ve = (x.repeat_interleave(HQ // HKV, dim=1) for x in (k, v))  # dense SDPA gets MHA-shaped K/V
+        t_cudnn = bench(lambda: dense_prefill(q, ke, ve, SDPBackend.CUDNN_ATTENTION))
+        t_flash = bench(lambda: dense_prefill(q, ke, ve, SDPBackend.FLASH_ATTENTION))
+        row(kind="prefill", T=T, what="dense cuDNN", ms=t_cudnn)
+        row(kind="prefill", T=T, what="dense flash", ms=t_flash)
+        for sparsity in (0.90, 0.95):
+            idx = random_block_index(T, sparsity, gen)
+            pairs = float(block_sparse_pairs(idx, T, BLOCK).sum())
+            s = 1 - pairs / (HQ * T * (T + 1) / 2)
+            ideal = 1 / (1 - s)
+            t_ours = bench(lambda: kernels.block_sparse_attention(q, k, v, idx, BLOCK))
+            r = dict(kind="prefill", T=T, what=f"block-sparse {sparsity:.0%} (ours)", sparsity=s, ms=t_ours,
+                     speedup=t_cudnn / t_ours, ideal=ideal, pct_ideal=100 * t_cudnn / t_ours / ideal)
+            if flex is not None:
+                bm = flex_block_mask(idx, T)
+                qh, kh, vh = (x.transpose(0, 1).unsqueeze(0) for x in (q, k, v))
+                t_flex = bench(lambda: flex(qh, kh, vh, block_mask=bm, enable_gqa=True))
+                row(kind="prefill", T=T, what=f"FlexAttention {sparsity:.0%}", sparsity=s, ms=t_flex,
+                    speedup=t_cudnn / t_flex, ideal=ideal, pct_ideal=100 * t_cudnn / t_flex / ideal)
+                r["vs_flex"] = t_flex / t_ours
+            row(**r)
+            del idx
+        cols, slashes = vertical_slash_pattern(T, gen)
+        pairs = float(vertical_slash_pairs(cols.cpu(), slashes.cpu(), T).sum())
+        s = 1 - pairs / (HQ * T * (T + 1) / 2)
+        t_vs = bench(lambda: kernels.vertical_slash_attention(q, k, v, cols, slashes))
+        row(kind="prefill", T=T, what="vertical-slash (ours, index build incl.)", sparsity=s, ms=t_vs,
+            speedup=t_cudnn / t_vs, ideal=1 / (1 - s), pct_ideal=100 * t_cudnn / t_vs * (1 - s))
+        t_est = bench(lambda: kernels.estimate_vertical_slash(q, k, 256, 1024, int(0.045 * T)))
+        row(kind="prefill", T=T, what="  + estimate_vertical_slash (last 256 q)", ms=t_est,
+            speedup=t_cudnn / (t_vs + t_est), ideal=1 / (1 - s), pct_ideal=100 * t_cudnn / (t_vs + t_est) * (1 - s))
+        del q, k, v, ke, ve
+        torch.cuda.empty_cache()
+
+    for T in (parse_length(x) for x in args.decode_lengths.split(",")):
+        page = 16
+        pages = -(-T // page)
+        kp = torch.randn(pages, page, HKV, D, device="cuda", dtype=DTYPE)
+        vp = torch.randn_like(kp)
+        table = torch.arange(pages, device="cuda", dtype=torch.int32).view(1, -1)
+        cache = KVCache(kp, vp, table, torch.tensor([T], device="cuda", dtype=torch.int32))
+        q = torch.randn(1, HQ, D, device="cuda", dtype=DTYPE)
+        kd, vd = (x.view(1, pages * page, HKV, D)[:, :T].transpose(1, 2) for x in (kp, vp))
+        qd = q.unsqueeze(2)
+
+        def dense():
+            return F.scaled_dot_product_attention(qd, kd, vd, enable_gqa=True)
+
+        t_dense = bench(dense)
+        t_dense_g = do_bench_cudagraph(dense, rep=200, return_mode="median")
+        row(kind="decode", T=T, what="dense decode (SDPA)", us=1e3 * t_dense, us_graph=1e3 * t_dense_g)
+        for budget in (1024, 4096):
+            summ = QuestSummaries.empty(1, pages, HKV, D, DTYPE, "cuda")
+
+            def quest():
+                return kernels.quest_decode(q, cache, budget, page, True, summaries=summ)
+
+            t_q = bench(quest)
+            t_qg = do_bench_cudagraph(quest, rep=200, return_mode="median")
+            row(kind="decode", T=T, what=f"Quest budget {budget} (ours, steady)", us=1e3 * t_q, us_graph=1e3 * t_qg,
+                speedup=t_dense / t_q, speedup_graph=t_dense_g / t_qg)
+            t_cold = bench(lambda: kernels.quest_decode(q, cache, budget, page, True))
+            row(kind="decode", T=T, what=f"Quest budget {budget} (ours, summaries rebuilt)", us=1e3 * t_cold,
+                speedup=t_dense / t_cold)
+
+    print()
+    print(f"device: {torch.cuda.get_device_name()}  torch {torch.__version__}")
+    print(f"{'kind':8s} {'T':>7s} {'what':48s} {'sparsity':>8s} {'time':>10s} {'speedup':>8s} {'ideal':>6s} {'%ideal':>7s} {'flex/ours':>9s}")
+    for r in rows:
+        t = f"{r['ms']:.2f} ms" if "ms" in r else f"{r['us']:.1f} us"
+        if "us_graph" in r:
+            t += f" (graph {r['us_graph']:.1f})"
+        sp = f"{r['speedup']:.2f}x" if "speedup" in r else ""
+        if "speedup_graph" in r:
+            sp += f" (graph {r['speedup_graph']:.2f}x)"
+        print(f"{r['kind']:8s} {r['T']:>7d} {r['what']:48s} {r.get('sparsity', float('nan')):8.3f} {t:>10s} {sp:>8s} "
+              f"{r.get('ideal', float('nan')):6.1f} {r.get('pct_ideal', float('nan')):6.0f}% {r.get('vs_flex', float('nan')):8.2f}x")
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump(rows, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

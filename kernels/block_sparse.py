@@ -1,0 +1,158 @@
+"""Block-sparse causal prefill attention (twin of `methods.block_sparse.block_sparse_attention`).
+
+One program per (query head, query block). The wrapper turns the caller's block lists into sorted,
+de-duplicated lists of the causal blocks (a few small torch ops on the GPU), so the kernel loops over
+full off-diagonal blocks with no masks and handles the diagonal block, if listed, last with the causal
+mask. Heads vary fastest in the grid, so the heads of a GQA group read the same K/V blocks at about the
+same time and share them through L2 (their lists differ, so loading once per group would cost FLOPs).
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+from sftasks.errors import InputError
+
+from ._checks import check_qkv
+from ._tile import LOG2E, attend_tile, finish
+
+
+@triton.jit
+def _load_kv(KDesc, VDesc, k_base, v_base, keys, key_ok, col0, stride_kt, stride_vt,
+             USE_TMA: tl.constexpr, MASKED: tl.constexpr):
+    """K tile [D, N] and V tile [N, D]: through the TMA engine (rows past the end read as zeros) or
+    through pointers."""
+    if USE_TMA:
+        row0 = tl.min(keys, 0).to(tl.int32)  # keys are consecutive
+        k = tl.trans(KDesc.load([row0, col0]))
+        v = VDesc.load([row0, col0])
+    elif MASKED:
+        k = tl.load(k_base + keys[None, :] * stride_kt, mask=key_ok[None, :], other=0.0)
+        v = tl.load(v_base + keys[:, None] * stride_vt, mask=key_ok[:, None], other=0.0)
+    else:
+        k = tl.load(k_base + keys[None, :] * stride_kt)
+        v = tl.load(v_base + keys[:, None] * stride_vt)
+    return k, v
+
+
+@triton.jit
+def _block_sparse_fwd(
+    Q, K, V, KDesc, VDesc, Out, Idx, Count,
+    T, qk_scale, num_qblocks, num_idx,
+    stride_qt, stride_qh, stride_kt, stride_kh, stride_vt, stride_vh, stride_ot, stride_oh,
+    BLOCK_SIZE: tl.constexpr, GROUP: tl.constexpr, HEAD_DIM: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, USE_TMA: tl.constexpr,
+):
+    head = tl.program_id(0)
+    qb = num_qblocks - 1 - tl.program_id(1)  # heaviest (latest) query blocks first
+    kvh = head // GROUP
+    offs_m = tl.arange(0, BLOCK_M)
+    offs_n = tl.arange(0, BLOCK_N)
+    offs_d = tl.arange(0, HEAD_DIM)
+    rows = qb.to(tl.int64) * BLOCK_SIZE + offs_m
+    row_ok = (offs_m < BLOCK_SIZE) & (rows < T)
+    q = tl.load(Q + rows[:, None] * stride_qt + head * stride_qh + offs_d[None, :], mask=row_ok[:, None], other=0.0)
+    k_base = K + kvh * stride_kh + offs_d[:, None]
+    v_base = V + kvh * stride_vh + offs_d[None, :]
+
+    acc = tl.zeros([BLOCK_M, HEAD_DIM], dtype=tl.float32)
+    m_i = tl.full([BLOCK_M], float("-inf"), dtype=tl.float32)
+    l_i = tl.zeros([BLOCK_M], dtype=tl.float32)
+
+    list_ptr = Idx + (head * num_qblocks + qb) * num_idx
+    n = tl.load(Count + head * num_qblocks + qb)
+    last = tl.load(list_ptr + tl.maximum(n - 1, 0))
+    has_diag = ((n > 0) & (last == qb)).to(tl.int32)
+    # Off-diagonal blocks lie wholly before the query block: no causal or bounds mask.
+    for i in range(0, n - has_diag):
+        kb = tl.load(list_ptr + i).to(tl.int64)
+        for n0 in tl.static_range(0, BLOCK_SIZE, BLOCK_N):
+            keys = kb * BLOCK_SIZE + n0 + offs_n
+            if BLOCK_SIZE % BLOCK_N == 0:
+                k, v = _load_kv(KDesc, VDesc, k_base, v_base, keys, 0, kvh * HEAD_DIM, stride_kt, stride_vt, USE_TMA, False)
+                acc, m_i, l_i = attend_tile(acc, m_i, l_i, q, k, v, qk_scale, 0, False)
+            else:
+                key_ok = (n0 + offs_n) < BLOCK_SIZE
+                k, v = _load_kv(KDesc, VDesc, k_base, v_base, keys, key_ok, kvh * HEAD_DIM, stride_kt, stride_vt, False, True)
+                acc, m_i, l_i = attend_tile(acc, m_i, l_i, q, k, v, qk_scale, key_ok[None, :], True)
+    if has_diag:
+        for n0 in tl.static_range(0, BLOCK_SIZE, BLOCK_N):
+            keys = qb * BLOCK_SIZE + n0 + offs_n
+            key_ok = ((n0 + offs_n) < BLOCK_SIZE) & (keys < T)
+            k, v = _load_kv(KDesc, VDesc, k_base, v_base, keys, key_ok, kvh * HEAD_DIM, stride_kt, stride_vt, USE_TMA, True)
+            mask = key_ok[None, :] & (keys[None, :] <= rows[:, None])
+            acc, m_i, l_i = attend_tile(acc, m_i, l_i, q, k, v, qk_scale, mask, True)
+    out = finish(acc, l_i)
+    tl.store(Out + rows[:, None] * stride_ot + head * stride_oh + offs_d[None, :], out.to(Out.dtype.element_ty), mask=row_ok[:, None])
+
+
+def causal_block_lists(block_index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sorted, duplicate-free lists of causal key blocks, padded at the end, and their lengths.
+
+    Entries < 0 (padding) and > the query block are dropped, as the reference ignores them.
+    """
+    H, nqb, K = block_index.shape
+    qb = torch.arange(nqb, device=block_index.device).view(1, nqb, 1)
+    big = torch.iinfo(torch.int32).max
+    idx = block_index.to(torch.int32)
+    idx = torch.where((idx < 0) | (idx > qb), big, idx).sort(dim=-1).values
+    dup = torch.zeros_like(idx, dtype=torch.bool)
+    dup[..., 1:] = idx[..., 1:] == idx[..., :-1]
+    idx = torch.where(dup, big, idx).sort(dim=-1).values
+    count = (idx != big).sum(-1, dtype=torch.int32)
+    return idx.contiguous(), count.contiguous()
+
+
+def _interpreting() -> bool:
+    import os
+
+    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+
+
+def _tiles(block_size: int, head_dim: int) -> tuple[int, int]:
+    """(BLOCK_M, BLOCK_N): the query tile covers one block; keys go in sub-tiles of at most 64 (D=128) or 128."""
+    block_m = max(16, triton.next_power_of_2(block_size))
+    block_n = min(block_m, 64 if head_dim > 64 else 128)
+    return block_m, block_n
+
+
+def block_sparse_attention(q, k, v, block_index: torch.Tensor, block_size: int, *, num_warps: int | None = None,
+                           num_stages: int | None = None, block_n: int | None = None,
+                           tma: bool | None = None, out: torch.Tensor | None = None) -> torch.Tensor:
+    """Causal GQA attention of q [T, Hq, D] over the key blocks listed per head and query block.
+
+    block_index: [Hq, ceil(T/block_size), K] key-block ids, -1 padded; ids above the query block are
+    ignored; duplicates count once; the diagonal block, if listed, is causal. Rows with no key give 0.
+    """
+    T, Hq, Hkv, D = check_qkv(q, k, v)
+    nqb = -(-T // block_size)
+    if block_index.dim() != 3 or block_index.shape[:2] != (Hq, nqb):
+        raise InputError(f"block_index must be [Hq={Hq}, ceil(T/block_size)={nqb}, K]; got {tuple(block_index.shape)}")
+    if block_size < 1 or block_size > 256:
+        raise InputError(f"block_size {block_size} is out of range for the kernel; use 1..256")
+    idx, count = causal_block_lists(block_index.to(q.device))
+    out = torch.empty_like(q) if out is None else out
+    block_m, bn = _tiles(block_size, D)
+    bn = block_n or bn
+    if num_warps is None:
+        num_warps = 8 if block_m >= 128 else 4
+    if num_stages is None:
+        num_stages = 3 if block_m >= 64 else 2
+    if tma is None:
+        tma = q.is_cuda and torch.cuda.get_device_capability(q.device)[0] >= 9 and not _interpreting()
+    tma = tma and block_size % bn == 0
+    kdesc = vdesc = None
+    if tma:
+        from triton.tools.tensor_descriptor import TensorDescriptor
+
+        kdesc, vdesc = (TensorDescriptor(x, [T, Hkv * D], [x.stride(0), 1], [bn, D]) for x in (k, v))
+    _block_sparse_fwd[(Hq, nqb)](
+        q, k, v, kdesc, vdesc, out, idx, count,
+        T, D ** -0.5 * LOG2E, nqb, idx.shape[-1],
+        q.stride(0), q.stride(1), k.stride(0), k.stride(1), v.stride(0), v.stride(1), out.stride(0), out.stride(1),
+        BLOCK_SIZE=block_size, GROUP=Hq // Hkv, HEAD_DIM=D, BLOCK_M=block_m, BLOCK_N=bn, USE_TMA=tma,
+        num_warps=num_warps, num_stages=num_stages,
+    )
+    return out

@@ -1,0 +1,278 @@
+"""Quest decode over a paged KV cache (twin of `methods.quest.quest_decode`), batch > 1, GQA.
+
+Four launches per call (the wrapper adds none when the page table and lengths are int32 on the GPU):
+  1. `_page_bounds`: per (sequence, KV head, run of pages) the upper bound sum_d max(q_d lo_d, q_d hi_d)
+     = q+ . hi + q- . lo (two small matrix products), for every full past page. Summaries of pages
+     not yet summarised (new pages, or all of them on a fresh `QuestSummaries`) are computed from the
+     cache in the same pass and written back in place: in steady decoding that is one page per step.
+  2. `_select_pages`: exact top-k of the bounds per row by bisection (pages a sequence does not have
+     score -inf and are skipped later); torch.topk for very long rows.
+  3. `_attend_pages`: split-K attention over the chosen pages plus the newest (partial) page; with
+     share_pages each program serves a whole GQA group, so a group's heads share every K/V load.
+  4. `_combine`: merges the splits.
+Quest pages are logical token ranges; the cache's own page size may differ (tokens are found through
+the page table), so no copy of the cache is made.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import torch
+import triton
+import triton.language as tl
+
+from sftasks.errors import InputError
+
+from ._checks import check_head_dim
+from ._tile import LOG2E, attend_tile
+
+
+@dataclass
+class QuestSummaries:
+    """Per (sequence slot, Quest page, KV head) key min/max, kept across decode steps and updated in
+    place. `ready[b, p, h]` marks pages already summarised; call `reset(b)` when slot b gets a new
+    sequence (or its cached keys change other than by appending)."""
+
+    lo: torch.Tensor  # [B, pages, Hkv, D], the cache's dtype (min/max of its values are exact)
+    hi: torch.Tensor
+    ready: torch.Tensor  # [B, pages, Hkv] int8
+
+    @classmethod
+    def empty(cls, batch: int, pages: int, num_kv_heads: int, head_dim: int, dtype, device) -> "QuestSummaries":
+        lo = torch.empty(batch, pages, num_kv_heads, head_dim, dtype=dtype, device=device)
+        return cls(lo, torch.empty_like(lo), torch.zeros(batch, pages, num_kv_heads, dtype=torch.int8, device=device))
+
+    def reset(self, b: int | None = None) -> None:
+        if b is None:
+            self.ready.zero_()
+        else:
+            self.ready[b].zero_()
+
+
+@triton.jit
+def _page_bounds(Q, KPages, PageTable, SeqLens, Lo, Hi, Ready, Bounds,
+                 max_pages, table_cols, stride_qb, stride_qh, stride_kr, stride_kh,
+                 stride_sb, stride_sp, stride_sh, stride_bb, stride_bh,
+                 NUM_KV: tl.constexpr, GROUP: tl.constexpr, SHARE: tl.constexpr, HEAD_DIM: tl.constexpr,
+                 PAGE: tl.constexpr, CACHE_PAGE: tl.constexpr, ROWS: tl.constexpr, PAGES: tl.constexpr,
+                 IEEE: tl.constexpr):
+    b, kvh, pb = tl.program_id(0), tl.program_id(1), tl.program_id(2)
+    n = tl.load(SeqLens + b)
+    full = (n - 1) // PAGE  # pages before the newest one: all full
+    pages = pb * PAGES + tl.arange(0, PAGES)
+    page_ok = pages < full
+    offs_d = tl.arange(0, HEAD_DIM)
+    summ = b * stride_sb + pages[:, None].to(tl.int64) * stride_sp + kvh * stride_sh + offs_d[None, :]
+    if pb * PAGES < full:
+        ready = tl.load(Ready + (b * max_pages + pages) * NUM_KV + kvh, mask=page_ok, other=1)
+        if tl.min(ready) == 0:  # summarise this run of pages from the cache, in place
+            lo = tl.full([PAGES, HEAD_DIM], float("inf"), tl.float32)
+            hi = tl.full([PAGES, HEAD_DIM], float("-inf"), tl.float32)
+            for s in tl.static_range(PAGE):
+                tok = pages * PAGE + s
+                phys = tl.load(PageTable + b * table_cols + tok // CACHE_PAGE, mask=page_ok, other=0).to(tl.int64)
+                row = phys * CACHE_PAGE + tok % CACHE_PAGE
+                k = tl.load(KPages + row[:, None] * stride_kr + kvh * stride_kh + offs_d[None, :], mask=page_ok[:, None], other=0.0).to(tl.float32)
+                lo = tl.minimum(lo, k)
+                hi = tl.maximum(hi, k)
+            tl.store(Lo + summ, lo.to(Lo.dtype.element_ty), mask=page_ok[:, None])
+            tl.store(Hi + summ, hi.to(Hi.dtype.element_ty), mask=page_ok[:, None])
+            tl.store(Ready + (b * max_pages + pages) * NUM_KV + kvh, tl.full([PAGES], 1, tl.int8), mask=page_ok)
+            lo = lo.to(Lo.dtype.element_ty)
+            hi = hi.to(Hi.dtype.element_ty)
+        else:
+            lo = tl.load(Lo + summ, mask=page_ok[:, None], other=0.0)
+            hi = tl.load(Hi + summ, mask=page_ok[:, None], other=0.0)
+        heads = tl.arange(0, ROWS)
+        q = tl.load(Q + b * stride_qb + (kvh * GROUP + heads)[:, None] * stride_qh + offs_d[None, :], mask=heads[:, None] < GROUP, other=0.0)
+        pos = tl.maximum(q, 0.0).to(lo.dtype)
+        neg = tl.minimum(q, 0.0).to(lo.dtype)
+        if IEEE:
+            bound = tl.dot(pos, tl.trans(hi), input_precision="ieee") + tl.dot(neg, tl.trans(lo), input_precision="ieee")
+        else:
+            bound = tl.dot(pos, tl.trans(hi)) + tl.dot(neg, tl.trans(lo))  # [ROWS, PAGES]
+        bound = tl.where(page_ok[None, :], bound, float("-inf"))
+        if SHARE:
+            total = tl.sum(tl.where((heads < GROUP)[:, None], bound, 0.0), 0)
+            total = tl.where(page_ok, total, float("-inf"))
+            tl.store(Bounds + b * stride_bb + kvh * stride_bh + pages, total, mask=pages < max_pages)
+        else:
+            ptrs = Bounds + b * stride_bb + (kvh * GROUP + heads)[:, None] * stride_bh + pages[None, :]
+            tl.store(ptrs, bound, mask=(heads[:, None] < GROUP) & (pages[None, :] < max_pages))
+    else:
+        if SHARE:
+            tl.store(Bounds + b * stride_bb + kvh * stride_bh + pages, tl.full([PAGES], float("-inf"), tl.float32), mask=pages < max_pages)
+        else:
+            heads = tl.arange(0, ROWS)
+            ptrs = Bounds + b * stride_bb + (kvh * GROUP + heads)[:, None] * stride_bh + pages[None, :]
+            tl.store(ptrs, tl.full([ROWS, PAGES], float("-inf"), tl.float32), mask=(heads[:, None] < GROUP) & (pages[None, :] < max_pages))
+
+
+@triton.jit
+def _select_pages(Bounds, Chosen, num_pages, k, stride_bb, stride_bh, stride_cb, stride_ch, N: tl.constexpr):
+    """Exact top-k indices (unordered) of one row of bounds, by bisection on order-preserving int keys:
+    one program per row and no sort, cheaper than torch.topk for the few thousand pages of a sequence."""
+    b, h = tl.program_id(0), tl.program_id(1)
+    offs = tl.arange(0, N)
+    ok = offs < num_pages
+    x = tl.load(Bounds + b * stride_bb + h * stride_bh + offs, mask=ok, other=float("-inf"))
+    bits = x.to(tl.int32, bitcast=True)
+    key = tl.where(bits >= 0, bits, bits ^ 0x7FFFFFFF).to(tl.int64)
+    key = tl.where(ok, key, -(2**40))  # padding ranks below every real value, -inf included
+    lo = tl.full([], -(2**31), tl.int64)
+    hi = tl.full([], 2**31 - 1, tl.int64)
+    for _ in range(32):  # invariant: count(key >= lo) >= k, count(key > hi) < k
+        mid = lo + (hi - lo + 1) // 2
+        enough = tl.sum((key >= mid).to(tl.int32), 0) >= k
+        lo = tl.where(enough, mid, lo)
+        hi = tl.where(enough, hi, mid - 1)
+    above = key > lo
+    ties = (key == lo) & ok
+    take = above | (ties & (tl.cumsum(ties.to(tl.int32), 0) <= k - tl.sum(above.to(tl.int32), 0)))
+    pos = tl.cumsum(take.to(tl.int32), 0) - 1
+    tl.store(Chosen + b * stride_cb + h * stride_ch + pos, offs, mask=take)
+
+
+@triton.jit
+def _attend_pages(Q, KPages, VPages, PageTable, SeqLens, Chosen, Acc, Ms, Ls,
+                  qk_scale, num_chosen, per_split, table_cols,
+                  stride_qb, stride_qh, stride_kr, stride_kh, stride_vr, stride_vh, stride_cb, stride_ch,
+                  HEADS: tl.constexpr, GROUP: tl.constexpr, HEAD_DIM: tl.constexpr, PAGE: tl.constexpr,
+                  CACHE_PAGE: tl.constexpr, ROWS: tl.constexpr, BLOCK_N: tl.constexpr):
+    """One (sequence, page list, split): HEADS query heads (a GQA group, or one head) over its pages."""
+    b, lst, split = tl.program_id(0), tl.program_id(1), tl.program_id(2)
+    num_splits = tl.num_programs(2)
+    n = tl.load(SeqLens + b)
+    newest = (n - 1) // PAGE
+    kvh = (lst * HEADS) // GROUP
+    heads = tl.arange(0, ROWS)
+    head_ok = heads < HEADS
+    offs_d = tl.arange(0, HEAD_DIM)
+    offs_n = tl.arange(0, BLOCK_N)
+    q = tl.load(Q + b * stride_qb + (lst * HEADS + heads)[:, None] * stride_qh + offs_d[None, :], mask=head_ok[:, None], other=0.0)
+    acc = tl.zeros([ROWS, HEAD_DIM], dtype=tl.float32)
+    m_i = tl.full([ROWS], float("-inf"), dtype=tl.float32)
+    l_i = tl.zeros([ROWS], dtype=tl.float32)
+    table = PageTable + b * table_cols
+    chosen = Chosen + b * stride_cb + lst * stride_ch
+    start = split * per_split
+    stop = tl.minimum(start + per_split, num_chosen)
+    # chosen past pages (ids >= newest are absent pages of a shorter sequence: skipped)
+    for i in range(start, stop, BLOCK_N // PAGE):
+        slot = i + offs_n // PAGE
+        page = tl.load(chosen + slot, mask=slot < stop, other=0)
+        ok = (slot < stop) & (page < newest)
+        tok = page * PAGE + offs_n % PAGE
+        row = tl.load(table + tok // CACHE_PAGE, mask=ok, other=0).to(tl.int64) * CACHE_PAGE + tok % CACHE_PAGE
+        k = tl.load(KPages + row[None, :] * stride_kr + kvh * stride_kh + offs_d[:, None], mask=ok[None, :], other=0.0)
+        v = tl.load(VPages + row[:, None] * stride_vr + kvh * stride_vh + offs_d[None, :], mask=ok[:, None], other=0.0)
+        acc, m_i, l_i = attend_tile(acc, m_i, l_i, q, k, v, qk_scale, ok[None, :], True)
+    # the newest page, always read (by the last split)
+    if split == num_splits - 1:
+        for t0 in range(newest * PAGE, n, BLOCK_N):
+            tok = t0 + offs_n
+            ok = tok < n
+            row = tl.load(table + tok // CACHE_PAGE, mask=ok, other=0).to(tl.int64) * CACHE_PAGE + tok % CACHE_PAGE
+            k = tl.load(KPages + row[None, :] * stride_kr + kvh * stride_kh + offs_d[:, None], mask=ok[None, :], other=0.0)
+            v = tl.load(VPages + row[:, None] * stride_vr + kvh * stride_vh + offs_d[None, :], mask=ok[:, None], other=0.0)
+            acc, m_i, l_i = attend_tile(acc, m_i, l_i, q, k, v, qk_scale, ok[None, :], True)
+    out_rows = (b * tl.num_programs(1) * HEADS + lst * HEADS + heads) * num_splits + split
+    tl.store(Acc + out_rows[:, None] * HEAD_DIM + offs_d[None, :], acc, mask=head_ok[:, None])
+    tl.store(Ms + out_rows, m_i, mask=head_ok)
+    tl.store(Ls + out_rows, l_i, mask=head_ok)
+
+
+@triton.jit
+def _combine(Acc, Ms, Ls, Out, num_splits, HEAD_DIM: tl.constexpr, SPLITS: tl.constexpr):
+    row = tl.program_id(0)  # b * Hq + h
+    s = tl.arange(0, SPLITS)
+    ok = s < num_splits
+    m = tl.load(Ms + row * num_splits + s, mask=ok, other=float("-inf"))
+    l = tl.load(Ls + row * num_splits + s, mask=ok, other=0.0)
+    m_max = tl.max(m, 0)
+    w = tl.where(m == float("-inf"), 0.0, tl.math.exp2(m - m_max))
+    offs_d = tl.arange(0, HEAD_DIM)
+    acc = tl.load(Acc + (row * num_splits + s)[:, None] * HEAD_DIM + offs_d[None, :], mask=ok[:, None], other=0.0)
+    out = tl.sum(acc * w[:, None], 0) / tl.sum(l * w, 0)
+    tl.store(Out + row * HEAD_DIM + offs_d, out.to(Out.dtype.element_ty))
+
+
+SELECT_MAX_PAGES = 16384  # rows longer than this go to torch.topk (the kernel keeps a row in registers)
+
+
+@functools.cache
+def _sm_count(device) -> int:
+    return torch.cuda.get_device_properties(device).multi_processor_count
+
+
+def quest_decode(q: torch.Tensor, cache, token_budget: int, page_size: int, share_pages: bool = True, *,
+                 summaries: QuestSummaries | None = None, splits: int | None = None,
+                 out: torch.Tensor | None = None) -> torch.Tensor:
+    """One new token per sequence: q [B, Hq, D] over the pages Quest picks -> [B, Hq, D].
+
+    Per sequence: the newest page plus the `token_budget // page_size - 1` past pages with the largest
+    bound (summed over a GQA group with share_pages); everything when the sequence has no more pages
+    than the budget. Pass the same `summaries` on every step to update page summaries in place.
+    """
+    B, Hq, D = q.shape
+    num_pages, cache_page, Hkv, Dk = cache.k_pages.shape
+    if Dk != D or Hq % Hkv or cache.page_table.shape[0] != B:
+        raise InputError(f"q {tuple(q.shape)} does not fit the cache (k_pages {tuple(cache.k_pages.shape)}, "
+                         f"page_table {tuple(cache.page_table.shape)})")
+    if token_budget < 2 * page_size or token_budget % page_size:
+        raise InputError(f"quest token_budget ({token_budget}) must be a multiple of page_size ({page_size}), at least 2 pages")
+    check_head_dim(D)
+    dev = q.device
+    group = Hq // Hkv
+    k_rows = cache.k_pages.view(num_pages * cache_page, Hkv, D)
+    v_rows = cache.v_pages.view(num_pages * cache_page, Hkv, D)
+    table = cache.page_table.to(device=dev, dtype=torch.int32).contiguous()
+    seq_lens = cache.seq_lens.to(device=dev, dtype=torch.int32)
+    max_pages = -(-(table.shape[1] * cache_page) // page_size)
+    if summaries is None:
+        summaries = QuestSummaries.empty(B, max_pages, Hkv, D, cache.k_pages.dtype, dev)
+    elif summaries.lo.shape != (B, max_pages, Hkv, D):
+        raise InputError(f"summaries are for {tuple(summaries.lo.shape)}, this cache needs {(B, max_pages, Hkv, D)}")
+    lists = Hkv if share_pages else Hq
+    rows = 16  # smallest tl.dot tile; also holds a whole GQA group up to 16 heads
+    if group > rows:
+        raise InputError(f"GQA groups of more than {rows} query heads are not supported by the kernel")
+    bounds = torch.empty(B, lists, max_pages, device=dev, dtype=torch.float32)
+    per_prog = 64
+    _page_bounds[(B, Hkv, triton.cdiv(max_pages, per_prog))](
+        q, k_rows, table, seq_lens, summaries.lo, summaries.hi, summaries.ready, bounds,
+        max_pages, table.shape[1], q.stride(0), q.stride(1), k_rows.stride(0), k_rows.stride(1),
+        summaries.lo.stride(0), summaries.lo.stride(1), summaries.lo.stride(2), bounds.stride(0), bounds.stride(1),
+        NUM_KV=Hkv, GROUP=group, SHARE=share_pages, HEAD_DIM=D, PAGE=page_size, CACHE_PAGE=cache_page, ROWS=rows, PAGES=per_prog,
+        IEEE=q.dtype == torch.float32, num_warps=4,
+    )
+    k = min(token_budget // page_size - 1, max_pages)
+    if max_pages <= SELECT_MAX_PAGES:
+        chosen = torch.empty(B, lists, k, device=dev, dtype=torch.int32)
+        _select_pages[(B, lists)](bounds, chosen, max_pages, k, bounds.stride(0), bounds.stride(1), chosen.stride(0),
+                                  chosen.stride(1), N=triton.next_power_of_2(max_pages), num_warps=16 if max_pages > 4096 else 4)
+    else:
+        chosen = bounds.topk(k, dim=-1, sorted=False).indices.to(torch.int32)
+    if splits is None:
+        sms = _sm_count(dev) if q.is_cuda else 4
+        splits = max(1, min(triton.cdiv(k, 8), triton.cdiv(2 * sms, B * lists)))
+    per_split = triton.cdiv(k, splits)
+    splits = triton.cdiv(k, per_split)
+    heads = group if share_pages else 1
+    acc = torch.empty(B * Hq * splits, D, device=dev, dtype=torch.float32)
+    ms = torch.empty(B * Hq * splits, device=dev, dtype=torch.float32)
+    ls = torch.empty_like(ms)
+    block_n = max(64, page_size)
+    _attend_pages[(B, lists, splits)](
+        q, k_rows, v_rows, table, seq_lens, chosen, acc, ms, ls,
+        D ** -0.5 * LOG2E, k, per_split, table.shape[1],
+        q.stride(0), q.stride(1), k_rows.stride(0), k_rows.stride(1), v_rows.stride(0), v_rows.stride(1),
+        chosen.stride(0), chosen.stride(1),
+        HEADS=heads, GROUP=group, HEAD_DIM=D, PAGE=page_size, CACHE_PAGE=cache_page, ROWS=rows, BLOCK_N=block_n,
+        num_warps=4,
+    )
+    out = torch.empty_like(q) if out is None else out
+    _combine[(B * Hq,)](acc, ms, ls, out, splits, HEAD_DIM=D, SPLITS=triton.next_power_of_2(splits))
+    return out
