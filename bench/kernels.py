@@ -95,17 +95,23 @@ def sweep(T: int) -> None:
     q = torch.randn(T, HQ, D, device="cuda", dtype=DTYPE)
     k, v = (torch.randn(T, HKV, D, device="cuda", dtype=DTYPE) for _ in range(2))
     idx = random_block_index(T, 0.90, gen)
-    for tma in (False, True):
-        for stages in (2, 3):
-            for bn in (64, 128):
-                t = bench(lambda: kernels.block_sparse_attention(q, k, v, idx, BLOCK, num_warps=8, num_stages=stages,
-                                                                block_n=bn, tma=tma))
-                print(f"sweep block-sparse T={T} tma={tma} stages={stages} block_n={bn}: {t:.2f} ms", flush=True)
+    for tma, ws in ((False, False), (True, False), (False, True), (True, True)):
+        for bn in (64, 128):
+            try:
+                t = bench(lambda: kernels.block_sparse_attention(q, k, v, idx, BLOCK, block_n=bn, tma=tma, warp_specialize=ws))
+            except Exception as e:  # noqa: BLE001 - a config the compiler refuses is reported, not fatal
+                t = float("nan")
+                print(f"sweep block-sparse tma={tma} ws={ws}: {type(e).__name__}: {str(e)[:200]}", flush=True)
+            print(f"sweep block-sparse T={T} tma={tma} warp_specialize={ws} block_n={bn}: {t:.2f} ms", flush=True)
     cols, slashes = vertical_slash_pattern(T, gen)
-    for block, bn, warps, stages in ((64, 64, 4, 2), (128, 64, 8, 2), (128, 64, 8, 3), (128, 128, 8, 2)):
-        t = bench(lambda: kernels.vertical_slash_attention(q, k, v, cols, slashes, block=block, block_n=bn,
-                                                           num_warps=warps, num_stages=stages))
-        print(f"sweep vertical-slash T={T} block={block} block_n={bn} warps={warps} stages={stages}: {t:.2f} ms", flush=True)
+    band = int(0.04 * T)
+    none = torch.full((HQ, 1), -1, device="cuda")
+    for name, c, s_ in (("all", cols, slashes), ("band only", none, slashes[:, :band]),
+                        ("band+clusters", none, slashes), ("band+verticals", cols, slashes[:, :band]),
+                        ("verticals+diag", cols, slashes[:, :1])):
+        for block, warps in ((64, 4), (128, 8)):
+            t = bench(lambda: kernels.vertical_slash_attention(q, k, v, c, s_, block=block, num_warps=warps))
+            print(f"sweep vertical-slash T={T} {name} block={block} warps={warps}: {t:.2f} ms", flush=True)
     from sftasks.kernels.vertical_slash import build_work_lists
 
     t = bench(lambda: build_work_lists(cols, slashes, T, 128))
@@ -121,6 +127,11 @@ def sweep(T: int) -> None:
                     torch.tensor([T], device="cuda", dtype=torch.int32))
     qd = torch.randn(1, HQ, D, device="cuda", dtype=DTYPE)
     summ = QuestSummaries.empty(1, pages, HKV, D, DTYPE, "cuda")
+    for warps in (1, 2, 4, 8):
+        for pps in (2, 4, 8):
+            t = do_bench_cudagraph(lambda: kernels.quest_decode(qd, cache, 4096, 16, True, summaries=summ, select_warps=warps,
+                                                                pages_per_split=pps), rep=200, return_mode="median")
+            print(f"sweep quest T={T} budget 4096 select_warps={warps} pages_per_split={pps}: {1e3 * t:.1f} us (graph)", flush=True)
     for _ in range(3):
         kernels.quest_decode(qd, cache, 4096, 16, True, summaries=summ)
     torch.cuda.synchronize()

@@ -30,7 +30,7 @@ API (all deterministic: randomness only from the numpy Generator you pass):
 
 ``Filler(tokenizer, pieces=FINE_SENTENCES)``
     A pool of short pieces of varied token sizes (default: short neutral sentences with a leading
-    space, 2 to ~14 tokens) used for the last, exact step. ``filler.pick(low, high, rng)`` returns
+    space, 2 to 20 Qwen tokens) used for the last, exact step. ``filler.pick(low, high, rng)`` returns
     pieces whose counts sum to a value in ``[max(low, 0), high]`` (``[]`` when ``low <= 0``), or
     None when no combination can; ``filler.cost(pieces)`` is their summed count.
 

@@ -19,7 +19,10 @@ def attend_tile(acc, m_i, l_i, q, k, v, qk_scale, mask, MASKED: tl.constexpr):
     if MASKED:
         qk = tl.where(mask, qk, float("-inf"))
     m_new = tl.maximum(m_i, tl.max(qk, 1))
-    m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)
+    if MASKED:  # a fully masked row keeps m = -inf: subtract 0 instead (no NaN)
+        m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)
+    else:
+        m_safe = m_new
     alpha = tl.math.exp2(m_i - m_safe)
     p = tl.math.exp2(qk - m_safe[:, None])
     l_i = l_i * alpha + tl.sum(p, 1)

@@ -38,12 +38,29 @@ def _load_kv(KDesc, VDesc, k_base, v_base, keys, key_ok, col0, stride_kt, stride
 
 
 @triton.jit
+def _off_diagonal_block(acc, m_i, l_i, q, entry, KDesc, VDesc, k_base, v_base, offs_n, kvh, qk_scale, stride_kt, stride_vt,
+                        BLOCK_SIZE: tl.constexpr, HEAD_DIM: tl.constexpr, BLOCK_N: tl.constexpr, USE_TMA: tl.constexpr):
+    """A key block wholly before the query block: no causal mask, and no bounds mask when tiles divide it."""
+    kb = tl.load(entry).to(tl.int64)
+    for n0 in tl.static_range(0, BLOCK_SIZE, BLOCK_N):
+        keys = kb * BLOCK_SIZE + n0 + offs_n
+        if BLOCK_SIZE % BLOCK_N == 0:
+            k, v = _load_kv(KDesc, VDesc, k_base, v_base, keys, 0, kvh * HEAD_DIM, stride_kt, stride_vt, USE_TMA, False)
+            acc, m_i, l_i = attend_tile(acc, m_i, l_i, q, k, v, qk_scale, 0, False)
+        else:
+            key_ok = (n0 + offs_n) < BLOCK_SIZE
+            k, v = _load_kv(KDesc, VDesc, k_base, v_base, keys, key_ok, kvh * HEAD_DIM, stride_kt, stride_vt, False, True)
+            acc, m_i, l_i = attend_tile(acc, m_i, l_i, q, k, v, qk_scale, key_ok[None, :], True)
+    return acc, m_i, l_i
+
+
+@triton.jit
 def _block_sparse_fwd(
     Q, K, V, KDesc, VDesc, Out, Idx, Count,
     T, qk_scale, num_qblocks, num_idx,
     stride_qt, stride_qh, stride_kt, stride_kh, stride_vt, stride_vh, stride_ot, stride_oh,
     BLOCK_SIZE: tl.constexpr, GROUP: tl.constexpr, HEAD_DIM: tl.constexpr,
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, USE_TMA: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, USE_TMA: tl.constexpr, WARP_SPEC: tl.constexpr,
 ):
     head = tl.program_id(0)
     qb = num_qblocks - 1 - tl.program_id(1)  # heaviest (latest) query blocks first
@@ -66,17 +83,14 @@ def _block_sparse_fwd(
     last = tl.load(list_ptr + tl.maximum(n - 1, 0))
     has_diag = ((n > 0) & (last == qb)).to(tl.int32)
     # Off-diagonal blocks lie wholly before the query block: no causal or bounds mask.
-    for i in range(0, n - has_diag):
-        kb = tl.load(list_ptr + i).to(tl.int64)
-        for n0 in tl.static_range(0, BLOCK_SIZE, BLOCK_N):
-            keys = kb * BLOCK_SIZE + n0 + offs_n
-            if BLOCK_SIZE % BLOCK_N == 0:
-                k, v = _load_kv(KDesc, VDesc, k_base, v_base, keys, 0, kvh * HEAD_DIM, stride_kt, stride_vt, USE_TMA, False)
-                acc, m_i, l_i = attend_tile(acc, m_i, l_i, q, k, v, qk_scale, 0, False)
-            else:
-                key_ok = (n0 + offs_n) < BLOCK_SIZE
-                k, v = _load_kv(KDesc, VDesc, k_base, v_base, keys, key_ok, kvh * HEAD_DIM, stride_kt, stride_vt, False, True)
-                acc, m_i, l_i = attend_tile(acc, m_i, l_i, q, k, v, qk_scale, key_ok[None, :], True)
+    if WARP_SPEC:
+        for i in tl.range(0, n - has_diag, warp_specialize=True):
+            acc, m_i, l_i = _off_diagonal_block(acc, m_i, l_i, q, list_ptr + i, KDesc, VDesc, k_base, v_base, offs_n,
+                                                kvh, qk_scale, stride_kt, stride_vt, BLOCK_SIZE, HEAD_DIM, BLOCK_N, USE_TMA)
+    else:
+        for i in range(0, n - has_diag):
+            acc, m_i, l_i = _off_diagonal_block(acc, m_i, l_i, q, list_ptr + i, KDesc, VDesc, k_base, v_base, offs_n,
+                                                kvh, qk_scale, stride_kt, stride_vt, BLOCK_SIZE, HEAD_DIM, BLOCK_N, USE_TMA)
     if has_diag:
         for n0 in tl.static_range(0, BLOCK_SIZE, BLOCK_N):
             keys = qb * BLOCK_SIZE + n0 + offs_n
@@ -105,22 +119,16 @@ def causal_block_lists(block_index: torch.Tensor) -> tuple[torch.Tensor, torch.T
     return idx.contiguous(), count.contiguous()
 
 
-def _interpreting() -> bool:
-    import os
-
-    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
-
-
 def _tiles(block_size: int, head_dim: int) -> tuple[int, int]:
-    """(BLOCK_M, BLOCK_N): the query tile covers one block; keys go in sub-tiles of at most 64 (D=128) or 128."""
+    """(BLOCK_M, BLOCK_N): the query tile covers one block; keys go in sub-tiles of at most 128."""
     block_m = max(16, triton.next_power_of_2(block_size))
-    block_n = min(block_m, 64 if head_dim > 64 else 128)
+    block_n = min(block_m, 128)
     return block_m, block_n
 
 
 def block_sparse_attention(q, k, v, block_index: torch.Tensor, block_size: int, *, num_warps: int | None = None,
                            num_stages: int | None = None, block_n: int | None = None,
-                           tma: bool | None = None, out: torch.Tensor | None = None) -> torch.Tensor:
+                           tma: bool = False, warp_specialize: bool = False, out: torch.Tensor | None = None) -> torch.Tensor:
     """Causal GQA attention of q [T, Hq, D] over the key blocks listed per head and query block.
 
     block_index: [Hq, ceil(T/block_size), K] key-block ids, -1 padded; ids above the query block are
@@ -139,9 +147,7 @@ def block_sparse_attention(q, k, v, block_index: torch.Tensor, block_size: int, 
     if num_warps is None:
         num_warps = 8 if block_m >= 128 else 4
     if num_stages is None:
-        num_stages = 3 if block_m >= 64 else 2
-    if tma is None:
-        tma = q.is_cuda and torch.cuda.get_device_capability(q.device)[0] >= 9 and not _interpreting()
+        num_stages = 2
     tma = tma and block_size % bn == 0
     kdesc = vdesc = None
     if tma:
@@ -153,6 +159,7 @@ def block_sparse_attention(q, k, v, block_index: torch.Tensor, block_size: int, 
         T, D ** -0.5 * LOG2E, nqb, idx.shape[-1],
         q.stride(0), q.stride(1), k.stride(0), k.stride(1), v.stride(0), v.stride(1), out.stride(0), out.stride(1),
         BLOCK_SIZE=block_size, GROUP=Hq // Hkv, HEAD_DIM=D, BLOCK_M=block_m, BLOCK_N=bn, USE_TMA=tma,
+        WARP_SPEC=warp_specialize,
         num_warps=num_warps, num_stages=num_stages,
     )
     return out

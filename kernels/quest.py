@@ -119,13 +119,13 @@ def _select_pages(Bounds, Chosen, num_pages, k, stride_bb, stride_bh, stride_cb,
     ok = offs < num_pages
     x = tl.load(Bounds + b * stride_bb + h * stride_bh + offs, mask=ok, other=float("-inf"))
     bits = x.to(tl.int32, bitcast=True)
-    key = tl.where(bits >= 0, bits, bits ^ 0x7FFFFFFF).to(tl.int64)
-    key = tl.where(ok, key, -(2**40))  # padding ranks below every real value, -inf included
+    key = tl.where(bits >= 0, bits, bits ^ 0x7FFFFFFF)  # -inf maps above INT_MIN
+    key = tl.where(ok, key, -(2**31))  # padding ranks below every real value; k <= num_pages keeps it out
     lo = tl.full([], -(2**31), tl.int64)
     hi = tl.full([], 2**31 - 1, tl.int64)
     for _ in range(32):  # invariant: count(key >= lo) >= k, count(key > hi) < k
         mid = lo + (hi - lo + 1) // 2
-        enough = tl.sum((key >= mid).to(tl.int32), 0) >= k
+        enough = tl.sum((key >= mid.to(tl.int32)).to(tl.int32), 0) >= k
         lo = tl.where(enough, mid, lo)
         hi = tl.where(enough, hi, mid - 1)
     above = key > lo
@@ -208,7 +208,8 @@ def _sm_count(device) -> int:
 
 
 def quest_decode(q: torch.Tensor, cache, token_budget: int, page_size: int, share_pages: bool = True, *,
-                 summaries: QuestSummaries | None = None, splits: int | None = None,
+                 summaries: QuestSummaries | None = None, splits: int | None = None, select_warps: int = 4,
+                 pages_per_split: int = 4,
                  out: torch.Tensor | None = None) -> torch.Tensor:
     """One new token per sequence: q [B, Hq, D] over the pages Quest picks -> [B, Hq, D].
 
@@ -252,12 +253,12 @@ def quest_decode(q: torch.Tensor, cache, token_budget: int, page_size: int, shar
     if max_pages <= SELECT_MAX_PAGES:
         chosen = torch.empty(B, lists, k, device=dev, dtype=torch.int32)
         _select_pages[(B, lists)](bounds, chosen, max_pages, k, bounds.stride(0), bounds.stride(1), chosen.stride(0),
-                                  chosen.stride(1), N=triton.next_power_of_2(max_pages), num_warps=16 if max_pages > 4096 else 4)
+                                  chosen.stride(1), N=triton.next_power_of_2(max_pages), num_warps=select_warps)
     else:
         chosen = bounds.topk(k, dim=-1, sorted=False).indices.to(torch.int32)
     if splits is None:
         sms = _sm_count(dev) if q.is_cuda else 4
-        splits = max(1, min(triton.cdiv(k, 8), triton.cdiv(2 * sms, B * lists)))
+        splits = max(1, min(triton.cdiv(k, pages_per_split), triton.cdiv(4 * sms, B * lists)))
     per_split = triton.cdiv(k, splits)
     splits = triton.cdiv(k, per_split)
     heads = group if share_pages else 1

@@ -134,7 +134,7 @@ def build_work_lists(vertical_idx: torch.Tensor, slash_offsets: torch.Tensor, T:
 
 
 def vertical_slash_attention(q, k, v, vertical_idx: torch.Tensor, slash_offsets: torch.Tensor, *,
-                             block: int = 128, block_n: int = 64, num_warps: int | None = None,
+                             block: int = 128, block_n: int | None = None, num_warps: int | None = None,
                              num_stages: int | None = None, out: torch.Tensor | None = None) -> torch.Tensor:
     """Causal GQA attention of q [T, Hq, D] where query i sees key j <= i iff j is in vertical_idx[h]
     or i - j is in slash_offsets[h] (vertical_idx [Hq, NV], slash_offsets [Hq, NS]; out-of-range
@@ -143,6 +143,7 @@ def vertical_slash_attention(q, k, v, vertical_idx: torch.Tensor, slash_offsets:
     for name, x in (("vertical_idx", vertical_idx), ("slash_offsets", slash_offsets)):
         if x.dim() != 2 or x.shape[0] != Hq:
             raise InputError(f"{name} must be [Hq={Hq}, N]; got {tuple(x.shape)}")
+    block_n = block_n or min(block, 128)
     if block < 16 or block & (block - 1) or block_n > block or block % block_n:
         raise InputError(f"block ({block}) must be a power of two >= 16 and a multiple of block_n ({block_n})")
     lists = build_work_lists(vertical_idx.to(q.device), slash_offsets.to(q.device), T, block)

@@ -15,7 +15,9 @@ _OPEN = re.compile(r"<\s*answer\s*>", re.IGNORECASE)
 _CLOSE = re.compile(r"<\s*/\s*answer\s*>", re.IGNORECASE)
 _TAG = re.compile(r"<\s*(/?)\s*answer\s*>", re.IGNORECASE)
 # "Answer: X", "Final answer - X", "**Answer:** X", "the answer is X" (but not "Answer 1: X", a list item).
-_MARKER = re.compile(r"\b(?:final\s+)?answers?\s*(?:\*\*|__)?\s*(?::|-|–|—|\bis\b:?|\bwas\b:?)\s*(?:\*\*|__)?", re.IGNORECASE)
+_MARKER = re.compile(
+    r"\b(?:final\s+)?answers?\s*(?:\*\*|__)?\s*(?::|-|–|—|\bis\b:?|\bwas\b:?)\s*(?:\*\*|__)?", re.IGNORECASE
+)
 
 # A numbered line: optional bullet / bold / "Q" / "Answer", the number, a separator, the item.
 _NUMBERED_LINE = re.compile(

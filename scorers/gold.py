@@ -43,7 +43,8 @@ def load_gold(source: str, *, length: str | None = None, split: str = "test",
             raise DataError(f"gold id {record['id']!r} appears twice in {source}; point --gold at one split")
         seen.add(record["id"])
     if require_answers and not any(len(r["answer"]) for r in records):
-        raise DataError(f"the gold records in {source} have no answers (a hidden split?); score with the answered split")
+        raise DataError(f"the gold records in {source} have no answers (a hidden split?); "
+                        "score with the answered gold file")
     return records
 
 
@@ -90,7 +91,8 @@ def _load_named(name: str, length: str | None, split: str) -> list[dict]:
         from ..hub import load_dataset
     except ModuleNotFoundError as exc:
         if exc.name == "sftasks.hub":
-            raise InputError(f"{name} is not a folder or file; pass the data/ folder written by `sftasks generate`") from None
+            raise InputError(f"{name} is not a folder or file; "
+                             "pass the data/ folder written by `sftasks generate`") from None
         raise
     dataset = load_dataset(name, length=length, split=split)
     drop = [c for c in _SKIPPED_COLUMNS if c in dataset.column_names]

@@ -148,7 +148,7 @@ def plot_group(group: dict[str, Any], path: Path) -> bool:
 
 def _markdown_cell(value: Any) -> str:
     text = " ".join(str(value).split())
-    for ch in "\\|<>[]*_`":
+    for ch in "\\|<>[]*_`$":
         text = text.replace(ch, "\\" + ch)
     return text
 

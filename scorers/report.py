@@ -104,7 +104,8 @@ def format_table(summaries: list[GroupSummary], confidence: float = 0.95) -> str
     for s in summaries:
         ci = f"[{_fmt(s.ci_low)}, {_fmt(s.ci_high)}]"
         extra = " ".join(f"{k}={v:.3f}" for k, v in s.metrics.items())
-        lines.append(f"{s.task:<20} {s.length:>7} {s.n:>5} {_fmt(s.mean):>7} {ci:>17} {s.unparsed:>8} {s.missing:>7}  {extra}")
+        lines.append(f"{s.task:<20} {s.length:>7} {s.n:>5} {_fmt(s.mean):>7} {ci:>17} {s.unparsed:>8} "
+                     f"{s.missing:>7}  {extra}")
     return "\n".join(lines)
 
 

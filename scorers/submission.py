@@ -185,7 +185,8 @@ def parse_submission(path: str | os.PathLike, *, max_bytes: int = MAX_FILE_BYTES
 def _read_side_meta(path: Path, submission: Submission, strict: bool) -> None:
     side = side_meta_path(path)
     if not side.is_file():
-        submission.problems.append(Problem(1, f"no meta: put {{\"meta\": {{...}}}} on the first line or in {side.name}"))
+        message = f"no meta: put {{\"meta\": {{...}}}} on the first line or in {side.name}"
+        submission.problems.append(Problem(1, message))
         return
     try:
         value = json.loads(side.read_bytes().decode("utf-8"), parse_constant=_reject_constant)

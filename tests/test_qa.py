@@ -24,6 +24,7 @@ from sftasks.generators.qa.source import load_source, split_options
 from sftasks.generators.ruler.words import word_pool
 from sftasks.lengths import lower_bound, parse_length
 from sftasks.tasks import get_task
+from sftasks.tokenizers import get_tokenizer
 
 TOEFL = Path(__file__).resolve().parents[2] / "shared" / "data" / "toeflqa.jsonl"
 
@@ -96,6 +97,7 @@ def test_exact_length_checker_and_evidence(task, length, sources):
     target = parse_length(length)
     for record in generate_records(task, length, samples=2 if length != "128k" else 1, params=knobs):
         assert lower_bound(target) <= record["num_tokens"] <= target
+        assert get_tokenizer().count(record["input"]) == record["num_tokens"]
         assert qa.check(record, source) == record["answer"]
         params = json.loads(record["params"])
         number = params["target_document"]
@@ -133,7 +135,7 @@ def test_same_questions_at_every_length(sources):
 
 def test_pool_keeps_only_questions_whose_document_fits_base_length(sources):
     task = get_task("qa_quality")
-    tok = __import__("sftasks.tokenizers", fromlist=["get_tokenizer"]).get_tokenizer()
+    tok = get_tokenizer()
     small = qa._pool(task, task.make_params({"source": sources["qa_quality"], "base_length": "2k"}), tok)
     large = qa._pool(task, task.make_params({"source": sources["qa_quality"], "base_length": "8k"}), tok)
     short = {i.document for i in small}
@@ -189,7 +191,7 @@ def test_missing_source_is_one_line_exit_2(task, env, tmp_path):
 
 @pytest.mark.parametrize("knobs,error,message", [
     ({"source": "/no/such/file.jsonl"}, InputError, "does not exist"),
-    ({"base_length": "lots"}, LengthError, "bad length"),
+    ({"base_length": "lots"}, InputError, "base_length of qa_toefl: bad length"),
     ({"base_length": "100"}, InputError, "at least 512"),
     ({"wrong": "1"}, InputError, "unknown parameter"),
 ])
@@ -205,7 +207,7 @@ def test_lengths_outside_the_source_are_refused(sources):
     with pytest.raises(LengthError, match="can fill"):
         list(generate_records("qa_toefl", "1m", params=knobs))
     pool = len(qa._pool(get_task("qa_toefl"), get_task("qa_toefl").make_params(knobs),
-                        __import__("sftasks.tokenizers", fromlist=["x"]).get_tokenizer()))
+                        get_tokenizer()))
     with pytest.raises(InputError, match=f"at most {pool} samples"):
         list(generate_records("qa_toefl", "4k", samples=pool + 1, start=pool, params=knobs))
 

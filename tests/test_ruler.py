@@ -16,6 +16,7 @@ from sftasks.generators.ruler import cwe, niah, vt
 from sftasks.generators.ruler.words import word_pool
 from sftasks.lengths import lower_bound, parse_length
 from sftasks.tasks import get_task
+from sftasks.tokenizers import get_tokenizer
 
 CHECKERS = {"ruler_niah": niah.check, "ruler_vt": vt.check, "ruler_cwe": cwe.check}
 # (task, knobs): both NIAH haystacks; CWE at 2k needs fewer repetitions to fit at all.
@@ -36,6 +37,7 @@ def test_exact_length_checker_and_evidence(task, knobs, length):
     target = parse_length(length)
     for record in records:
         assert lower_bound(target) <= record["num_tokens"] <= target
+        assert get_tokenizer().count(record["input"]) == record["num_tokens"]
         assert CHECKERS[task](record) == record["answer"]
         spans = [record["input"][e["start"]:e["end"]] for e in record["evidence"]]
         assert record["context"] in record["input"] and record["question"] in record["input"]

@@ -95,7 +95,11 @@ def test_smallest_length_is_named_and_really_works(task, knobs):
         list(generate_records(task, smallest - 1, params=knobs))
     for record in generate_records(task, smallest, samples=6, seed=1, params=knobs):
         assert lower_bound(smallest) <= record["num_tokens"] <= smallest
-    assert smallest < 3 * spec.min_tokens(spec.make_params(knobs), tok) // 2  # not absurdly conservative
+
+
+def test_lengths_beyond_the_name_pools_are_refused_before_any_work():
+    with pytest.raises(LengthError, match="unique names"):
+        next(generate_records("story_multihop", "64m"))
 
 
 def test_default_retrieval_at_1k_is_refused_but_fits_4k():

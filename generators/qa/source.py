@@ -43,6 +43,8 @@ class Source:
     documents: list[str]
     items: list[Item]
     origin: dict[str, str] = field(default_factory=dict)
+    # Token counts and question pools per tokenizer, computed once per loaded source.
+    cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def multiple_correct(self) -> bool:

@@ -72,7 +72,10 @@ class QaTask(Task):
 
     def validate(self, params: QaParams) -> None:
         super().validate(params)
-        base = parse_length(params.base_length)
+        try:
+            base = parse_length(params.base_length)
+        except LengthError as exc:
+            raise InputError(f"base_length of {self.name}: {exc}") from None
         if base < 512:
             raise InputError(f"base_length of {self.name} must be at least 512 tokens, got {params.base_length!r}")
         if params.source and is_path(params.source) and not os.path.exists(os.path.expanduser(params.source)):
@@ -132,10 +135,10 @@ class _Packed:
 
 def _document_costs(source: Source, tokenizer) -> np.ndarray:
     """Token cost of every document as it appears in the context (`text` + blank line), cached."""
-    cache = source.__dict__.setdefault("_costs", {})
-    if tokenizer.name not in cache:
-        cache[tokenizer.name] = count_pieces(tokenizer, [d + SEPARATOR for d in source.documents])
-    return cache[tokenizer.name]
+    key = ("costs", tokenizer.name)
+    if key not in source.cache:
+        source.cache[key] = count_pieces(tokenizer, [d + SEPARATOR for d in source.documents])
+    return source.cache[key]
 
 
 def _header_prefix(tokenizer, count: int) -> np.ndarray:
@@ -150,17 +153,16 @@ def _capacity(source: Source, tokenizer) -> int:
 def _pool(task: QaTask, params: QaParams, tokenizer) -> list[Item]:
     """The source's questions whose prompt with their document alone fits `base_length`, in source order."""
     source = task.source(params)
-    key = (tokenizer.name, parse_length(params.base_length))
-    pools = source.__dict__.setdefault("_pools", {})
-    if key not in pools:
+    key = ("pool", tokenizer.name, parse_length(params.base_length))
+    if key not in source.cache:
         costs = _document_costs(source, tokenizer)
         many = source.multiple_correct
         frames = [frame_for(item, 99, many) for item in source.items]
         frame_costs = tokenizer.count_batch([f.head + f.tail for f in frames])
         header = tokenizer.count(HEADER.format(k=99))
-        pools[key] = [item for item, cost in zip(source.items, frame_costs)
-                      if cost + header + costs[item.document] + 8 <= lower_bound(key[1])]
-    return pools[key]
+        source.cache[key] = [item for item, cost in zip(source.items, frame_costs)
+                             if cost + header + costs[item.document] + 8 <= lower_bound(key[2])]
+    return source.cache[key]
 
 
 def _pack(source: Source, item: Item, target: int, rng: np.random.Generator, tokenizer) -> _Packed:

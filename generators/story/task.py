@@ -17,9 +17,9 @@ from sftasks.errors import InputError, LengthError
 from sftasks.records import Sample
 from sftasks.tasks import Task
 
-from ..fill import fit, units_that_fit
+from ..fill import count_pieces, fit, units_that_fit
 from . import names
-from .templates import prompt_parts
+from .templates import prompt_pieces
 from .world import Costs, Renderer, Story, World, costs_for, make_world
 
 _FILLER_SLOTS = 256  # pre-drawn positions for filler sentences
@@ -88,28 +88,34 @@ class StoryTask(Task):
         headers = int(costs.headers(needed).sum())
         return frame + headers + needed * costs.chapter_bound(smallest=False)
 
+    def check_length(self, target_tokens: int, params, tokenizer) -> None:
+        """Too short for the knobs, or too long for the name pools: refused before any work."""
+        super().check_length(target_tokens, params, tokenizer)
+        _chapters_for(target_tokens, costs_for(tokenizer).mean_chapter / 1.15)
+
     def build(self, target_tokens: int, rng: np.random.Generator, tokenizer, params) -> Sample:
         costs = costs_for(tokenizer)
-        world = make_world(rng, math.ceil(1.15 * target_tokens / costs.mean_chapter) + 16)
+        world = make_world(rng, _chapters_for(target_tokens, costs.mean_chapter / 1.15))
         unit_costs = costs.chapters(world)
         if unit_costs.sum() < 1.05 * target_tokens:  # practically never: fall back to a sure bound
-            world = make_world(rng, _max_chapters(target_tokens, costs))
+            world = make_world(rng, _chapters_for(target_tokens, costs.chapter_bound(smallest=True)))
             unit_costs = costs.chapters(world)
         chapters = units_that_fit(unit_costs, target_tokens - _frame_tokens(tokenizer, None))
-        while True:  # chapters only shrinks, so this ends
+        while True:  # `chapters` only shrinks, so this ends
+            if chapters < self.required_chapters(params):
+                raise LengthError(f"{target_tokens} tokens is too short for {self.name} with these parameters")
             subject = self.choose(world, chapters, rng, params)
             question = self.question(subject, world, params)
             overhead = _frame_tokens(tokenizer, question)
             fitting = units_that_fit(unit_costs, target_tokens - overhead)
             if self.last_chapter(subject) < fitting:
                 break
-            if fitting < self.required_chapters(params):
-                raise LengthError(f"{target_tokens} tokens is too short for {self.name} with these parameters")
             chapters = min(chapters - 1, fitting)
         if self.prepare(world, subject):
             unit_costs = costs.chapters(world)
         renderer = Renderer(world, units_that_fit(unit_costs, target_tokens) + 1)
-        head, tail = prompt_parts(question.text, question.answer_format, question.rules, question.plural)
+        pieces = prompt_pieces(question.text, question.answer_format, question.rules, question.plural)
+        head, tail = "".join(pieces[:3]), "".join(pieces[3:])
         slots = rng.random(_FILLER_SLOTS)
         rendered: list[Story] = []
 
@@ -118,14 +124,14 @@ class StoryTask(Task):
             for i, piece in enumerate(fine):
                 placed.setdefault(int(slots[i % _FILLER_SLOTS] * n), []).append(piece)
             rendered.append(renderer.render(n, placed))
-            return head + rendered[-1].text + tail
+            return "".join([head, *rendered[-1].chapters, tail])
 
         result = fit(tokenizer, target_tokens, render, unit_costs=unit_costs, overhead=overhead,
                      filler=costs.filler, rng=rng, min_units=self.last_chapter(subject) + 1)
         story = rendered[-1]
         sample = Sample(
             input=result.text,
-            context=story.text[:-2],
+            context=result.text[len(head):-len(tail) - 2],
             question=question.text,
             answer=self.answer(subject, renderer),
             evidence=[_locate(span, story, renderer, len(head)) for span in self.evidence(subject)],
@@ -136,19 +142,21 @@ class StoryTask(Task):
 
 
 def _frame_tokens(tokenizer, question: Question | None) -> int:
-    """Tokens of the prompt around the story (head ends at a boundary, tail starts at one)."""
+    """Tokens of the prompt around the story: the wording's pieces are counted once per tokenizer
+    (cached), the question itself once per call."""
     q = question or Question("", "", "", False)
-    head, tail = prompt_parts(q.text, q.answer_format, q.rules, q.plural)
-    return tokenizer.count(head) + tokenizer.count(tail)
+    pieces = prompt_pieces(q.text, q.answer_format, q.rules, q.plural)
+    fixed = count_pieces(tokenizer, pieces[0::3] + pieces[2::3], costs_for(tokenizer).cache).sum()
+    return int(fixed) + 2 * tokenizer.count(pieces[1])
 
 
-def _max_chapters(target: int, costs: Costs) -> int:
-    """Enough chapters for any story of `target` tokens (every chapter costs at least the bound)."""
-    shortest = max(costs.chapter_bound(smallest=True), 1)
-    chapters = math.ceil(1.1 * target / shortest) + 2
+def _chapters_for(target: int, tokens_per_chapter: float) -> int:
+    """Chapters to generate for `target` tokens at `tokens_per_chapter`; refuses what the name pools cannot hold."""
+    chapters = math.ceil(target / max(tokens_per_chapter, 1.0)) + 16
     limit = min(p.size for p in (names.PLACES, names.CHARACTERS, names.ITEMS))
     if chapters > limit:
-        raise LengthError(f"story tasks support up to {limit * shortest // 1_100_000}m tokens; use a shorter length")
+        most = int(limit * tokens_per_chapter) // 1024 // 1024
+        raise LengthError(f"story tasks hold unique names for about {most}m tokens at most; use a shorter length")
     return chapters
 
 

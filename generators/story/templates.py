@@ -190,12 +190,14 @@ RESPONSE = (
 )
 
 
-def prompt_parts(question: str, answer_format: str, rules: str, plural: bool) -> tuple[str, str]:
-    """(head, tail) around the story: head ends with "<context>\\n", tail starts with "</context>"."""
+def prompt_pieces(question: str, answer_format: str, rules: str, plural: bool) -> list[str]:
+    """The prompt around the story as six pieces joined at pre-token boundaries:
+    head = pieces[0:3] (ends with "<context>\n"), tail = pieces[3:6] (starts with "</context>").
+    Pieces 1 and 4 are the question plus a newline; the others depend only on the wording."""
     tag = "questions" if plural else "question"
-    intro = (f"Below are your questions. They are stated both before and after the story." if plural
+    intro = ("Below are your questions. They are stated both before and after the story." if plural
              else "Below is your question. It is stated both before and after the story.")
-    head = f"{INTRO}\n\n{intro}\n\n<{tag}>\n{question}\n</{tag}>\n\n<context>\n"
     response = RESPONSE.format(answer_format=answer_format, rules=rules)
-    tail = f"</context>\n\n<{tag}_repeated>\n{question}\n</{tag}_repeated>\n\n{response}"
-    return head, tail
+    asked = question + "\n"
+    return [f"{INTRO}\n\n{intro}\n\n<{tag}>\n", asked, f"</{tag}>\n\n<context>\n",
+            f"</context>\n\n<{tag}_repeated>\n", asked, f"</{tag}_repeated>\n\n{response}"]

@@ -216,11 +216,14 @@ def costs_for(tokenizer) -> Costs:
 
 @dataclass
 class Story:
-    """Rendered chapters: `text` is their concatenation; chapter i starts at `starts[i]`."""
+    """Rendered chapters; chapter i starts at `starts[i]` of their concatenation."""
 
     chapters: list[str]
     starts: list[int]
-    text: str
+
+    @property
+    def text(self) -> str:
+        return "".join(self.chapters)
 
 
 def _positional(template: str) -> str:
@@ -286,4 +289,4 @@ class Renderer:
         texts = [f"Chapter {c + 1}:\n{a} {r} {h}{f} {m} {t}{b}{s} {w} {e}\n\n"
                  for c, (a, r, h, f, m, t, b, s, w, e) in enumerate(parts)]
         starts = np.concatenate([[0], np.cumsum([len(t) for t in texts])]).tolist()
-        return Story(texts, starts[:-1], "".join(texts))
+        return Story(texts, starts[:-1])

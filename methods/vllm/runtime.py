@@ -83,6 +83,7 @@ class Runtime:
         self.requests: dict[str, RequestState] = {}
         self.layout_checked = False
         self.idle = SparsityStats()  # where a method's stats go outside a request's hook call
+        self.mixed_steps = 0  # steps that held both prefills and decodes (a diagnostic for tests and logs)
 
     # ---- configuration -------------------------------------------------------------------------
     def configure(self, spec: dict) -> None:
@@ -146,6 +147,7 @@ class Runtime:
             state = self.requests.setdefault(keys[r], RequestState())
             q = starts[r + 1] - starts[r]
             state.dense["prefill"] += q * (2 * seq_lens[r] - q + 1) / 2
+        self.mixed_steps += bool(prefill_rows and decode_rows)
         routed = bool(prefill_rows and (method_prefill or compress)) or bool(decode_rows and method_decode)
         step = Step(keys, starts, seq_lens, decode_rows, prefill_rows, cm.block_table_tensor, cm.seq_lens,
                     routed=routed)

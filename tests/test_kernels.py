@@ -1,0 +1,156 @@
+"""The Triton kernels equal the methods' PyTorch references, run on the CPU by Triton's interpreter.
+
+Fresh random inputs on every run (the seed is in each failure message); ragged lengths, GQA ratios 1, 4
+and 7, head_dim 64 and 128, fp16/fp32 (the interpreter's bf16 dot is not exact). The GPU check in bf16
+is `bench/gpu_check.py`.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TRITON_INTERPRET", "1")  # before any kernel module is imported
+
+import pytest
+import torch
+
+from sftasks import kernels
+from sftasks.errors import InputError
+from sftasks.kernels.quest import QuestSummaries
+from sftasks.methods.base import KVCache
+from sftasks.methods.block_sparse import block_sparse_attention as ref_block_sparse
+from sftasks.methods.quest import quest_decode as ref_quest
+from sftasks.methods.vertical_slash import diagonal_mass, last_query_probs
+from sftasks.methods.vertical_slash import estimate_vertical_slash as ref_estimate
+from sftasks.methods.vertical_slash import vertical_slash_attention as ref_vertical_slash
+
+
+@pytest.fixture
+def gen():
+    seed = int.from_bytes(os.urandom(4), "little")
+    g = torch.Generator().manual_seed(seed)
+    return g
+
+
+def randn(gen, *shape, dtype=torch.float16):
+    return torch.randn(*shape, generator=gen).to(dtype)
+
+
+def qkv(gen, T, Hq, Hkv, D, dtype):
+    return randn(gen, T, Hq, D, dtype=dtype), randn(gen, T, Hkv, D, dtype=dtype), randn(gen, T, Hkv, D, dtype=dtype)
+
+
+def assert_close(out, ref, gen, atol):
+    assert out.shape == ref.shape and out.dtype == ref.dtype
+    assert not torch.isnan(out).any(), f"NaN in output (seed {gen.initial_seed()})"
+    err = (out.float() - ref.float()).abs().max().item()
+    assert err <= atol, f"max abs error {err:.2e} > {atol} (seed {gen.initial_seed()})"
+
+
+def tol(dtype):
+    return 2e-3 if dtype == torch.float16 else 1e-5
+
+
+@pytest.mark.parametrize(
+    "T, Hq, Hkv, D, block_size, dtype, tma",
+    [
+        (77, 4, 4, 64, 16, torch.float16, False),  # GQA 1, ragged last block
+        (130, 8, 2, 128, 32, torch.float32, False),  # GQA 4
+        (100, 7, 1, 64, 100, torch.float16, False),  # GQA 7, block size not a power of two
+        (150, 7, 1, 128, 32, torch.float16, True),  # the TMA-descriptor load path
+    ],
+)
+def test_block_sparse_equals_reference(gen, T, Hq, Hkv, D, block_size, dtype, tma):
+    q, k, v = qkv(gen, T, Hq, Hkv, D, dtype)
+    nb = -(-T // block_size)
+    # -1 padding, duplicates, ids above the query block, and some rows listing nothing causal
+    idx = torch.randint(-1, nb, (Hq, nb, 4), generator=gen)
+    idx[..., 0] = torch.where(torch.rand(Hq, nb, generator=gen) < 0.7, torch.arange(nb), -1)
+    idx[..., 1] = idx[..., 2]
+    out = kernels.block_sparse_attention(q, k, v, idx, block_size, tma=tma)
+    assert_close(out, ref_block_sparse(q, k, v, idx, block_size), gen, tol(dtype))
+
+
+@pytest.mark.parametrize(
+    "T, Hq, Hkv, D, block, dtype",
+    [
+        (77, 4, 4, 64, 16, torch.float16),
+        (200, 8, 2, 128, 32, torch.float32),
+        (150, 7, 1, 64, 16, torch.float16),
+    ],
+)
+def test_vertical_slash_equals_reference(gen, T, Hq, Hkv, D, block, dtype):
+    q, k, v = qkv(gen, T, Hq, Hkv, D, dtype)
+    # columns and offsets with padding (-1), out-of-range ids and duplicates; a local band makes some
+    # key tiles fully covered (the kernel's unmasked path), scattered offsets make partial tiles
+    vertical = torch.randint(-2, T + 3, (Hq, 9), generator=gen)
+    vertical[:, 1] = vertical[:, 0]
+    band = torch.arange(2 * block + 5).expand(Hq, -1)
+    slash = torch.cat([band, torch.randint(-2, T + 3, (Hq, 7), generator=gen)], 1)
+    out = kernels.vertical_slash_attention(q, k, v, vertical, slash, block=block, block_n=16)
+    assert_close(out, ref_vertical_slash(q, k, v, vertical, slash), gen, tol(dtype))
+
+
+@pytest.mark.parametrize("T, Hq, Hkv, D, last_q", [(77, 4, 4, 64, 20), (200, 8, 2, 128, 64), (150, 7, 1, 64, 150)])
+def test_last_query_scores_and_estimate_equal_reference(gen, T, Hq, Hkv, D, last_q):
+    q, k, _ = qkv(gen, T, Hq, Hkv, D, torch.float16)
+    cols, diags = kernels.last_query_scores(q, k, last_q, block=16, rows=16)
+    probs = last_query_probs(q, k, last_q)
+    assert torch.allclose(cols, probs.sum(1), atol=1e-5), f"seed {gen.initial_seed()}"
+    assert torch.allclose(diags, diagonal_mass(probs), atol=1e-5), f"seed {gen.initial_seed()}"
+    got = kernels.estimate_vertical_slash(q, k, last_q, 10, 70, block=16, rows=16)
+    want = ref_estimate(q, k, last_q, 10, 70)
+    for g, w in zip(got, want):
+        assert torch.equal(g.sort(-1).values, w.sort(-1).values), f"seed {gen.initial_seed()}"
+
+
+def paged_cache(gen, lens, Hkv, D, cache_page, dtype):
+    """A ragged batch scattered over shuffled physical pages (plus unused ones holding noise)."""
+    pages = [-(-n // cache_page) for n in lens]
+    total = sum(pages) + 3
+    perm = torch.randperm(total, generator=gen)
+    table = torch.zeros(len(lens), max(pages), dtype=torch.int64)
+    start = 0
+    for b, p in enumerate(pages):
+        table[b, :p] = perm[start : start + p]
+        start += p
+    kp = randn(gen, total, cache_page, Hkv, D, dtype=dtype)
+    return KVCache(kp, randn(gen, total, cache_page, Hkv, D, dtype=dtype), table, torch.tensor(lens))
+
+
+@pytest.mark.parametrize(
+    "Hq, Hkv, D, page, cache_page, budget, share",
+    [
+        (4, 1, 64, 16, 16, 64, True),  # GQA 4
+        (7, 1, 128, 8, 16, 32, False),  # GQA 7, per-head pages, Quest page smaller than the cache's
+        (8, 8, 64, 16, 4, 48, True),  # GQA 1, Quest page larger than the cache's
+    ],
+)
+def test_quest_equals_reference_across_steps(gen, Hq, Hkv, D, page, cache_page, budget, share):
+    lens = [100, 37, 190]  # one sequence within the budget, two beyond it
+    cache = paged_cache(gen, [n + 20 for n in lens], Hkv, D, cache_page, torch.float16)
+    max_pages = -(-(cache.page_table.shape[1] * cache_page) // page)
+    summaries = QuestSummaries.empty(len(lens), max_pages, Hkv, D, torch.float16, "cpu")
+    for step in (0, 1, 20):  # summaries persist and are updated in place as pages fill up
+        cache.seq_lens = torch.tensor(lens) + step
+        q = randn(gen, len(lens), Hq, D)
+        out = kernels.quest_decode(q, cache, budget, page, share, summaries=summaries)
+        assert_close(out, ref_quest(q, cache, budget, page, share), gen, 2e-3)
+        assert_close(kernels.quest_decode(q, cache, budget, page, share), out, gen, 0.0)  # fresh summaries agree
+
+
+def test_bad_shapes_raise_input_error():
+    q, k = torch.zeros(10, 4, 64, dtype=torch.float16), torch.zeros(10, 3, 64, dtype=torch.float16)
+    with pytest.raises(InputError, match="Hq a multiple of Hkv"):
+        kernels.block_sparse_attention(q, k, k, torch.zeros(4, 1, 1, dtype=torch.long), 16)
+    k = torch.zeros(10, 2, 64, dtype=torch.float16)
+    with pytest.raises(InputError, match="block_index"):
+        kernels.block_sparse_attention(q, k, k, torch.zeros(4, 2, 1, dtype=torch.long), 16)
+    with pytest.raises(InputError, match="vertical_idx"):
+        kernels.vertical_slash_attention(q, k, k, torch.zeros(3, 1, dtype=torch.long), torch.zeros(4, 1, dtype=torch.long))
+    with pytest.raises(InputError, match="head_dim"):
+        kernels.block_sparse_attention(q[..., :48], k[..., :48], k[..., :48], torch.zeros(4, 1, 1, dtype=torch.long), 16)
+
+
+def test_available_needs_cuda():
+    assert kernels.available() == torch.cuda.is_available()

@@ -1,0 +1,246 @@
+"""The vLLM adapter end to end on vLLM's CPU build: a tiny random Qwen2 (head_dim 64, GQA 4/2, 2 layers).
+
+One plain vLLM engine gives the reference tokens; one adapter engine then runs every method by
+swapping it in the workers (`LLM.set_method`). Engines run in-process here (fast start);
+tests/test_vllm_eval.py runs the multi-process engine through the CLI.
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+import os
+
+import pytest
+import vllm
+from test_vllm_tiny_model import build_tiny_qwen2
+
+from sftasks.methods.registry import get_method, method_names
+
+BLOCK = 32  # vLLM's cache block size here (the CPU kernels need multiples of 32)
+ENGINE = dict(enforce_eager=True, max_model_len=1024, max_num_batched_tokens=1024, dtype="float32", max_num_seqs=8,
+              block_size=BLOCK, seed=0)
+LENGTHS = (7, 45, 150, 301)  # none a multiple of a block, page or chunk size
+NEW_TOKENS = 6
+ENV = {"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_CPU_OMP_THREADS_BIND": "nobind", "VLLM_ENABLE_V1_MULTIPROCESSING": "0"}
+
+# Budgets that cover every sequence here: each method must then equal dense attention.
+FULL = {
+    "dense": {},
+    "vertical_slash": dict(vertical_size=1024, slash_size=1024, approximation_size=64),
+    "block_sparse": dict(chunk_size=16, top_chunks=64),
+    "flexprefill": dict(alpha=1.0, min_budget=1024, approximation_size=64),
+    "quest": dict(token_budget=1024, page_size=16),
+    "snapkv": dict(token_capacity=1024, approximation_window=16, kernel_size=5, local_window=8),
+    "ada_snapkv": dict(token_capacity=1024, approximation_window=16, kernel_size=5, local_window=8),
+}
+
+
+def prompt(n: int, salt: int = 0) -> dict:
+    return {"prompt_token_ids": [3 + (7 * i + 13 * n + salt) % 250 for i in range(n)]}
+
+
+def greedy(max_tokens: int = NEW_TOKENS, logprobs: bool = False):
+    return vllm.SamplingParams(temperature=0.0, max_tokens=max_tokens, ignore_eos=True, logprobs=0 if logprobs else None)
+
+
+@pytest.fixture(scope="module")
+def env():
+    old = {k: os.environ.get(k) for k in ENV}
+    os.environ.update(ENV)
+    yield
+    for k, v in old.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    return str(build_tiny_qwen2(tmp_path_factory.mktemp("tiny") / "qwen2"))
+
+
+@pytest.fixture(scope="module")
+def plain_tokens(env, model):
+    """Greedy tokens of plain vLLM (the plugin is installed but inert without an sftasks config)."""
+    llm = vllm.LLM(model, **ENGINE)
+    outs = llm.generate([prompt(n) for n in LENGTHS], greedy(), use_tqdm=False)
+    impls = llm.apply_model(lambda m: sorted({type(x.impl).__name__ for x in m.modules() if hasattr(x, "impl")}))
+    assert impls == [["CPUAttentionBackendImpl"]]
+    del llm
+    gc.collect()
+    return [list(o.outputs[0].token_ids) for o in outs]
+
+
+@pytest.fixture(scope="module")
+def llm(env, model, plain_tokens):
+    from sftasks.methods.vllm import LLM
+
+    engine = LLM(model, method="dense", **ENGINE)
+    yield engine
+    del engine
+    gc.collect()
+
+
+def run(llm, method: str, params: dict, prompts, sampling):
+    llm.set_method(method, params)
+    outs = llm.generate(prompts, sampling, use_tqdm=False)
+    return outs, llm.sparsity(outs)
+
+
+def tokens(outs) -> list[list[int]]:
+    return [list(o.outputs[0].token_ids) for o in outs]
+
+
+def test_dense_through_the_adapter_matches_plain_vllm(llm, plain_tokens):
+    outs, sparsity = run(llm, "dense", {}, [prompt(n) for n in LENGTHS], greedy())
+    assert tokens(outs) == plain_tokens
+    for stats in sparsity:  # counted on vLLM's own dense path, every layer
+        assert stats["prefill"]["overall"] == 0.0 and stats["decode"]["overall"] == 0.0
+        assert sorted(stats["prefill"]["per_layer"]) == [0, 1] and len(stats["decode"]["per_head"][1]) == 4
+
+
+def test_every_method_is_covered():
+    assert set(FULL) == set(method_names())
+
+
+@pytest.mark.parametrize("name", sorted(FULL))
+def test_full_budget_equals_dense(llm, plain_tokens, name):
+    outs, sparsity = run(llm, name, FULL[name], [prompt(n) for n in LENGTHS], greedy())
+    assert tokens(outs) == plain_tokens
+    for stats in sparsity:
+        assert all(entry["overall"] == 0.0 for entry in stats.values()), stats
+
+
+def quest_reads(n: int, budget: int, page: int) -> int:
+    """Tokens one head reads: every token while the cache fits the budget, else budget/page - 1 whole
+    pages plus the (partial) newest page."""
+    pages = math.ceil(n / page)
+    return n if pages <= budget // page else (budget // page - 1) * page + n - (pages - 1) * page
+
+
+def decode_lengths(p: int) -> range:
+    return range(p + 1, p + NEW_TOKENS)  # the first new token comes from prefill; each decode adds one
+
+
+def block_sparse_pairs(n: int, chunk: int, top: int) -> float:
+    pairs = 0.0
+    for m in range(math.ceil(n / chunk)):
+        rows = min(chunk, n - m * chunk)
+        pairs += rows * (rows + 1) / 2 + (min(top, m + 1) - 1) * rows * chunk
+    return pairs
+
+
+def expected_quest(p: int, budget: int, page: int) -> dict:
+    reads = sum(quest_reads(n, budget, page) for n in decode_lengths(p))
+    return {"decode": 1 - reads / sum(decode_lengths(p))}
+
+
+def expected_snapkv(p: int, capacity: int) -> dict:
+    kept = min(capacity, p)
+    reads = sum(kept + n - p for n in decode_lengths(p))
+    return {"compress": 1 - kept / p, "decode": 1 - reads / sum(decode_lengths(p))}
+
+
+# Small budgets, and the sparsity each must report, counted here from lengths and knobs alone.
+SMALL = {
+    # Quest page 16 < vLLM block 32, page 32 == block, page 64 spans two blocks.
+    "quest": [(dict(token_budget=64, page_size=16), lambda p: expected_quest(p, 64, 16)),
+              (dict(token_budget=64, page_size=32), lambda p: expected_quest(p, 64, 32)),
+              (dict(token_budget=128, page_size=64), lambda p: expected_quest(p, 128, 64))],
+    "snapkv": [(dict(token_capacity=40, approximation_window=16, kernel_size=5, local_window=8),
+                lambda p: expected_snapkv(p, 40))],
+    "ada_snapkv": [(dict(token_capacity=40, approximation_window=16, kernel_size=5, local_window=8),
+                    lambda p: expected_snapkv(p, 40))],
+    "block_sparse": [(dict(chunk_size=16, top_chunks=3),
+                      lambda p: {"prefill": 1 - block_sparse_pairs(p, 16, 3) / (p * (p + 1) / 2)})],
+}
+
+
+@pytest.mark.parametrize("name,case", [(n, i) for n in sorted(SMALL) for i in range(len(SMALL[n]))])
+def test_small_budget_reports_the_predicted_sparsity(llm, name, case):
+    params, expected = SMALL[name][case]
+    prompts = [prompt(n) for n in LENGTHS]
+    dense, _ = run(llm, "dense", {}, prompts, greedy(logprobs=True))
+    outs, sparsity = run(llm, name, params, prompts, greedy(logprobs=True))
+    for n, out, ref, stats in zip(LENGTHS, outs, dense, sparsity):
+        for hook, value in expected(n).items():
+            assert stats[hook]["overall"] == pytest.approx(value, abs=1e-9), (n, hook)
+        if n == LENGTHS[-1]:  # the long prompt's computation changed: its first token's log-probs differ
+            first = lambda o: next(iter(o.outputs[0].logprobs[1].values())).logprob  # noqa: E731
+            assert max(expected(n).values()) > 0.5
+            assert first(out) != pytest.approx(first(ref), abs=1e-5)
+    if "compress" in sparsity[-1]:  # memory a true compression would have freed: per layer, 2 KV heads, K and V
+        kept = min(params["token_capacity"], LENGTHS[-1])
+        freed = 2 * 2 * (LENGTHS[-1] - kept) * 2 * 64 * 4
+        assert sparsity[-1]["compress"]["kv_saved_bytes"] == freed
+
+
+@pytest.mark.parametrize("name,params", [("vertical_slash", dict(vertical_size=8, slash_size=64, approximation_size=32)),
+                                         ("flexprefill", dict(alpha=0.5, min_budget=32, approximation_size=32))])
+def test_data_dependent_sparsity_matches_the_transformers_adapter(llm, model, name, params):
+    """Patterns chosen from the data: the same prompt through transformers (an independent engine with
+    its own q/k/v) must select the same pattern and count the same pairs."""
+    from sftasks.methods.hf import HFBackend
+
+    text = "The keeper of chapter seven hid the brass key under the third stair. " * 5
+    chat = HFBackend(model, get_method(name, **params))
+    expected = chat.generate([text], 1)[0].sparsity["prefill"]
+    ids = chat.encode(text)[0].tolist()
+    outs, sparsity = run(llm, name, params, [{"prompt_token_ids": ids}], greedy(1))
+    assert 0.2 < expected["overall"] < 1.0
+    assert sparsity[0]["prefill"]["overall"] == pytest.approx(expected["overall"], abs=1e-9)
+    for layer, heads in expected["per_head"].items():
+        assert sparsity[0]["prefill"]["per_head"][int(layer)] == pytest.approx(heads, abs=1e-9)
+
+
+def test_requests_join_and_finish_at_different_steps(llm):
+    """Prompts given in one batch, too long to prefill together (so later prefills share steps with
+    earlier requests' decodes), finishing after different numbers of tokens: each request gets exactly
+    the tokens and the sparsity it gets alone."""
+    from sftasks.methods.vllm.runtime import RUNTIME
+
+    params = dict(token_capacity=40, approximation_window=16, kernel_size=5, local_window=8)
+    lengths, budgets = (301, 450, 300, 260), (2, 9, 4, 13)
+    prompts = [prompt(n, salt=1) for n in lengths]
+    mixed = RUNTIME.mixed_steps
+    together, stats = run(llm, "snapkv", params, prompts, [greedy(b) for b in budgets])
+    assert RUNTIME.mixed_steps > mixed
+    for p, b, out, st in zip(prompts, budgets, together, stats):
+        alone, alone_stats = run(llm, "snapkv", params, [p], greedy(b))
+        assert len(out.outputs[0].token_ids) == b
+        assert tokens([out]) == tokens(alone)
+        assert st["decode"]["overall"] == pytest.approx(alone_stats[0]["decode"]["overall"], abs=1e-12)
+        assert st["compress"]["per_head"] == alone_stats[0]["compress"]["per_head"]
+
+
+def test_bad_engine_arguments_are_refused(model):
+    from sftasks.errors import InputError
+    from sftasks.methods.vllm import LLM
+
+    with pytest.raises(InputError, match="enable_chunked_prefill"):
+        LLM(model, method="quest", enable_chunked_prefill=True)
+    with pytest.raises(InputError, match="unknown method"):
+        LLM(model, method="no_such_method")
+
+
+def test_unsupported_vllm_version_names_the_supported_range():
+    from sftasks.errors import InputError
+    from sftasks.methods.vllm import SUPPORTED_VLLM, check_vllm_version
+
+    assert check_vllm_version("0.32.0+cpu") == "0.32.0+cpu"
+    with pytest.raises(InputError, match=">=0.32,<0.34"):
+        check_vllm_version("0.6.6")
+    assert SUPPORTED_VLLM == (">=0.32", "<0.34")
+
+
+def test_tensor_parallel_ranks_concatenate_heads():
+    """Each rank counts its own heads: the merged per-head list is rank 0's heads then rank 1's."""
+    from sftasks.methods.vllm.llm import merge_ranks
+
+    rank = lambda r, c: {"rank": r, "requests": {"7-ab": {"counts": [["decode", 0, c, [10.0, 10.0]]],  # noqa: E731
+                                                          "kv_bytes": 0.0, "kv_saved": 0.0}}}
+    merged = merge_ranks([rank(1, [5.0, 5.0]), rank(0, [10.0, 0.0])])
+    assert merged["7-ab"]["decode"]["per_head"][0] == [0.0, 1.0, 0.5, 0.5]
+    assert merged["7-ab"]["decode"]["overall"] == pytest.approx(1 - 20 / 40)
