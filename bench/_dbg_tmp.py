@@ -16,10 +16,10 @@ class Dbg(BlockSparse):
         a2 = kernels.block_sparse_attention(q.contiguous(), k.contiguous(), v.contiguous(), idx, 64)
         print(layer, tuple(q.shape), q.stride(), k.stride(), q.dtype, "out vs ref", r(out, b), "contig kernel vs ref", r(a2, b), "ref vs dense", r(b, d), "out vs dense", r(out, d), flush=True)
         return out
-T = 2048
+T = 8192
 model = build(T)
 attach(model, Dbg(chunk_size=64, top_chunks=1 << 20))
 ids = torch.randint(0, 4096, (1, T), device="cuda")
 with torch.inference_mode():
+    model(ids[:, :256])
     model(ids, use_cache=False)
-    model(ids)

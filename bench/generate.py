@@ -47,7 +47,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tasks", default=STORY_TASKS, help="comma list of tasks")
     parser.add_argument("--lengths", default="32k,128k,1m", help="comma list of lengths")
-    parser.add_argument("--samples", type=int, default=0, help="samples per cell (default: 10 up to 128k, else 2)")
+    parser.add_argument("--samples", type=int, default=0, help="samples per cell (default: 10 up to 128k, else 3)")
     parser.add_argument("--tokenizer", default=None, help="tokenizer name or folder (default Qwen2.5)")
     args = parser.parse_args()
     tokenizer = get_tokenizer(args.tokenizer)
@@ -55,7 +55,7 @@ def main() -> None:
     print(f"{'task':20s} {'length':>7s} {'s/sample':>9s} {'x one tokenizer pass':>21s}")
     for task in args.tasks.split(","):
         for target in parse_lengths(args.lengths):
-            samples = args.samples or (10 if target <= 131072 else 2)
+            samples = args.samples or (10 if target <= 131072 else 3)
             seconds, ratio = bench(task, target, samples, tokenizer)
             print(f"{task:20s} {format_length(target):>7s} {seconds:9.3f} {ratio:21.2f}", flush=True)
 

@@ -22,6 +22,17 @@ def test_samples_fit_their_target(task, length, samples):
         assert record["target_tokens"] == target
         assert lower_bound(target) <= record["num_tokens"] <= target
         assert tok.count(record["input"]) == record["num_tokens"]
+        _assert_evidence_holds_the_answer(record)
+
+
+def _assert_evidence_holds_the_answer(record):
+    spans = [record["input"][e["start"]:e["end"]] for e in record["evidence"]]
+    if record["task"] == "story_aggregation":
+        assert [s.split(":")[0] for s in spans] == [f"Chapter {a}" for a in record["answer"]]
+    elif record["task"] == "story_multihop":
+        assert record["answer"][0] in spans[0]
+    else:
+        assert all(a in s for a, s in zip(record["answer"], spans, strict=True))
 
 
 @pytest.mark.slow
@@ -32,3 +43,4 @@ def test_a_4m_sample_fits_its_target():
     assert get_tokenizer().count(record["input"]) == record["num_tokens"]
     chapters = record["context"].count("\nChapter ") + 1
     assert chapters > 20_000
+    _assert_evidence_holds_the_answer(record)

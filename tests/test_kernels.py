@@ -27,9 +27,7 @@ from sftasks.methods.vertical_slash import vertical_slash_attention as ref_verti
 
 @pytest.fixture
 def gen():
-    seed = int.from_bytes(os.urandom(4), "little")
-    g = torch.Generator().manual_seed(seed)
-    return g
+    return torch.Generator().manual_seed(int.from_bytes(os.urandom(4), "little"))
 
 
 def randn(gen, *shape, dtype=torch.float16):

@@ -58,7 +58,8 @@ def test_record_parts_answer_and_evidence(task):
 
 
 @pytest.mark.parametrize("task,knob,value", [
-    ("story_retrieval", "num_queries", 40), ("story_multihop", "hops", 4), ("story_aggregation", "chapters_in_question", 7),
+    ("story_retrieval", "num_queries", 40), ("story_multihop", "hops", 4),
+    ("story_aggregation", "chapters_in_question", 7),
 ])
 def test_knobs_change_the_question(task, knob, value):
     (record,) = generate_records(task, "16k", samples=1, seed=2, params={knob: value})
@@ -139,7 +140,8 @@ def _train(texts, pre_tokenizer, folder):
     backend = Tokenizer(models.BPE(unk_token="[UNK]"))
     if pre_tokenizer is not None:
         backend.pre_tokenizer = pre_tokenizer
-    backend.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=600, special_tokens=["[UNK]"], show_progress=False))
+    trainer = trainers.BpeTrainer(vocab_size=600, special_tokens=["[UNK]"], show_progress=False)
+    backend.train_from_iterator(texts, trainer)
     backend.save(str(folder / "tokenizer.json"))
     return HFTokenizer(str(folder), Tokenizer.from_file(str(folder / "tokenizer.json")))
 

@@ -22,6 +22,7 @@ def test_every_name_of_a_pool_is_distinct(pool):
     every = pool.names(np.arange(pool.size))
     assert len(set(every)) == pool.size > 100_000
     assert all(re.fullmatch(r"[A-Za-z]+( [A-Za-z]+)*", n) for n in every[:: 997])
+    assert not any(re.search(r"(.)\1\1", n) for n in every)  # no "Tallleaf": compounds read well
 
 
 def test_place_and_family_words_never_coincide():

@@ -120,8 +120,10 @@ def _check_consistency(chapters: list[Chapter]) -> None:
             ever.add(item)
 
 
-_RETRIEVAL = re.compile(r"^(\d+)\. In Chapter (\d+), which (place|character|item) did Arion (?:visit|meet|buy)\?$", re.M)
-_MULTIHOP = re.compile(r"[Ww]hich item did Arion acquire (?:immediately|(\d+) purchases) before acquiring the ([a-z ]+)\?")
+_RETRIEVAL = re.compile(
+    r"^(\d+)\. In Chapter (\d+), which (place|character|item) did Arion (?:visit|meet|buy)\?$", re.M)
+_MULTIHOP = re.compile(
+    r"[Ww]hich item did Arion acquire (?:immediately|(\d+) purchases) before acquiring the ([a-z ]+)\?")
 _AGGREGATION = re.compile(r"In which chapters did Arion buy nothing at all\? Exactly (\d+) chapters? ")
 _QUESTION = re.compile(r"<(questions?)>\n(.*?)\n</\1>", re.S)
 _CONTEXT = re.compile(r"<context>\n(.*)</context>", re.S)
@@ -135,6 +137,8 @@ def derive_answer(prompt: str) -> list[str]:
         raise CheckError("prompt has no <context> or question section")
     chapters = read_story(context.group(1))
     text = question.group(2)
+    if f"<{question.group(1)}_repeated>\n{text}\n</{question.group(1)}_repeated>" not in prompt:
+        raise CheckError("the question is not repeated after the story")
     by_number = {c.number: c for c in chapters}
     if asks := _RETRIEVAL.findall(text):
         answers = []

@@ -19,7 +19,7 @@ PLACE_ROOTS = (
     "Cedar Cherry Clay Clover Cold Copper Coral Crane Crow Crystal Daisy Dawn Deer Dove Dusk Eagle East "
     "Elder Elm Ember Falcon Fern Flint Fox Frost Garnet Glen Gold Green Grey Hart Hawk Hazel Heather "
     "Heron Holly Honey Iron Ivy Juniper Kings Lake Lark Laurel Lily Linden Lynx Maple Marsh Mill Mist "
-    "Moon Moss Myrtle Nettle North Oak Olive Otter Pearl Pebble Pine Poppy Quartz Queens Rain Raven Red "
+    "Moon Fawn Myrtle Nettle North Oak Olive Otter Pearl Pebble Pine Poppy Quartz Queens Rain Raven Red "
     "Reed River Robin Rose Rowan Ruby Rush Saffron Sage Salt Shadow Silver Snow South Sparrow Spruce "
     "Star Stone Storm Summer Sun Swan Tansy Thistle Thorn Thunder Timber Tulip Velvet Violet West Wheat "
     "White Wild Willow Winter Wolf Wren Yarrow"
@@ -52,8 +52,8 @@ GIVEN_NAMES = (
 FAMILY_ROOTS = (
     "Amber Ash Black Blue Bold Brave Bright Copper Dark Dawn Deep Ever Fair Far Free Frost Gale Gold "
     "Good Green Grey Grim Hale Hard High Iron Keen Light Lone Long Mild Moon Night Oak Old Proud "
-    "Quick Raven Red Rich Rose Sharp Silver Soft Star Still Stone Storm Strong Sun Sweet Swift Thorn "
-    "True Warm White Wild Wise Young Kind Glad Clear Fleet Merry Noble Pale Quiet Steady Tall"
+    "Quick Raven Red Rich Rose Sharp Silver Soft Star Calm Stone Storm Strong Sun Sweet Swift Thorn "
+    "True Warm White Wild Wise Young Kind Glad Clear Fleet Merry Noble Pale Quiet Steady Brisk"
 ).split()
 FAMILY_SUFFIXES = (
     "son wright smith well more ley wood ward cott lock hill shaw bourne low mont water wind feather "
