@@ -3,9 +3,11 @@
     python bench/hf_gpu_check.py [--len 8192] [--new 8]
 
 For each method: with a budget that covers the prompt, the logits of every generated step must match
-dense (relative error < 2e-2: bf16, and kernels sum in another order); with a sparse budget, the run
-must finish without NaN and report its sparsity. Prefill and decode times are printed side by side
-(CUDA-synchronised wall clock, after a warm-up). Exit status 1 if any check fails.
+dense (relative error < 2e-2: bf16, and kernels sum in another order); with a sparse budget, they must
+match the same method run on its PyTorch references (kernels switched off; < 5e-2, as bf16 rounding
+can flip a few top-k choices of the pattern estimate), without NaN. Prefill and decode times are
+printed side by side (CUDA-synchronised wall clock, after a warm-up at full length). Exit status 1 if
+any check fails.
 """
 
 from __future__ import annotations
@@ -63,12 +65,15 @@ def main() -> int:
     args = parser.parse_args()
     from sftasks import kernels
 
+    available = kernels.available
+
     print(f"device={torch.cuda.get_device_name()} kernels.available()={kernels.available()} "
-          f"block_sparse path={registry.dispatch('block_sparse_attention', None, torch.zeros(1, device='cuda'))}")
+          f"block_sparse path={registry.dispatch('block_sparse_attention', None, torch.zeros(1, device='cuda')).__module__}")
     ids = torch.randint(0, 4096, (1, args.len), device="cuda", generator=torch.Generator("cuda").manual_seed(0))
     plain = build(args.len)
-    run(plain, ids[:, :256], 2)  # warm-up
+    run(plain, ids, 1)  # warm-up
     ref_first, ref_logits, ref_seq, ref_prefill, ref_decode = run(plain, ids, args.new)
+    print("covering: error and tokens vs plain transformers; sparse: vs the same method on its references")
     print(f"{'method':34s} {'budget':9s} {'prefill s':>9s} {'decode s':>9s} {'rel err':>8s} {'same tokens':>11s} {'sparsity':>8s} ok")
     print(f"{'transformers sdpa':34s} {'-':9s} {ref_prefill:9.3f} {ref_decode:9.3f}")
     failed = []
@@ -77,15 +82,22 @@ def main() -> int:
             model = build(args.len)
             method = get_method(name, **params)
             attach(model, method)
-            run(model, ids[:, :256], 2)
+            run(model, ids, 1)  # warm-up: compiles kernels for this length
             method.stats.reset()
             first, logits, seq, prefill, decode = run(model, ids, args.new)
-            err = max(rel(first, ref_first), rel(logits, ref_logits))
-            finite = bool(torch.isfinite(logits).all())
-            ok = finite and (err < 2e-2 if budget == "covering" else True)
             sparsity = method.stats.summary().get(primary_hook(method), {}).get("overall", 0.0)
+            if budget == "covering":
+                err, limit, same = max(rel(first, ref_first), rel(logits, ref_logits)), 2e-2, torch.equal(seq, ref_seq)
+            else:
+                kernels.available = lambda: False  # the same method on its references
+                try:
+                    ref = run(model, ids, args.new)
+                finally:
+                    kernels.available = available
+                err, limit, same = max(rel(first, ref[0]), rel(logits, ref[1])), 5e-2, torch.equal(seq, ref[2])
+            ok = bool(torch.isfinite(logits).all()) and err < limit
             label = f"{name} {','.join(f'{k}={v}' for k, v in params.items() if budget == 'sparse')}"
-            print(f"{label:34s} {budget:9s} {prefill:9.3f} {decode:9.3f} {err:8.2e} {str(torch.equal(seq, ref_seq)):>11s} "
+            print(f"{label:34s} {budget:9s} {prefill:9.3f} {decode:9.3f} {err:8.2e} {str(same):>11s} "
                   f"{sparsity:8.3f} {'ok' if ok else 'FAIL'}", flush=True)
             if not ok:
                 failed.append(f"{name} {budget}")

@@ -90,36 +90,16 @@ def dense_prefill(q, k, v, backend):
 
 
 def sweep(T: int) -> None:
-    """Block-sparse launch configs at 90% sparsity (what did and did not pay goes in RESULTS.md)."""
+    """Kernel variants, each timed in the same run (what did and did not pay goes in RESULTS.md)."""
     gen = torch.Generator(device="cuda").manual_seed(1)
     q = torch.randn(T, HQ, D, device="cuda", dtype=DTYPE)
     k, v = (torch.randn(T, HKV, D, device="cuda", dtype=DTYPE) for _ in range(2))
-    idx = random_block_index(T, 0.90, gen)
-    for tma, ws in ((False, False), (True, False), (False, True), (True, True)):
-        for bn in (64, 128):
-            try:
-                t = bench(lambda: kernels.block_sparse_attention(q, k, v, idx, BLOCK, block_n=bn, tma=tma, warp_specialize=ws))
-            except Exception as e:  # noqa: BLE001 - a config the compiler refuses is reported, not fatal
-                t = float("nan")
-                print(f"sweep block-sparse tma={tma} ws={ws}: {type(e).__name__}: {str(e)[:200]}", flush=True)
-            print(f"sweep block-sparse T={T} tma={tma} warp_specialize={ws} block_n={bn}: {t:.2f} ms", flush=True)
-    cols, slashes = vertical_slash_pattern(T, gen)
-    band = int(0.04 * T)
-    none = torch.full((HQ, 1), -1, device="cuda")
-    for name, c, s_ in (("all", cols, slashes), ("band only", none, slashes[:, :band]),
-                        ("band+clusters", none, slashes), ("band+verticals", cols, slashes[:, :band]),
-                        ("verticals+diag", cols, slashes[:, :1])):
-        for block, warps in ((64, 4), (128, 8)):
-            t = bench(lambda: kernels.vertical_slash_attention(q, k, v, c, s_, block=block, num_warps=warps))
-            print(f"sweep vertical-slash T={T} {name} block={block} warps={warps}: {t:.2f} ms", flush=True)
-    from sftasks.kernels.vertical_slash import build_work_lists
-
-    t = bench(lambda: build_work_lists(cols, slashes, T, 128))
-    print(f"vertical-slash index build alone T={T}: {t:.3f} ms", flush=True)
-    from sftasks.kernels.estimate import last_query_scores
-
-    t = bench(lambda: last_query_scores(q, k, 256))
-    print(f"last_query_scores alone T={T}: {t:.3f} ms", flush=True)
+    for sparsity in (0.90, 0.95):
+        idx = random_block_index(T, sparsity, gen)
+        for kv_major in (False, True):
+            for bn in (64, 128):
+                t = bench(lambda: kernels.block_sparse_attention(q, k, v, idx, BLOCK, block_n=bn, kv_major=kv_major))
+                print(f"sweep block-sparse T={T} {sparsity:.0%} kv_major={kv_major} block_n={bn}: {t:.2f} ms", flush=True)
     # Quest: where the GPU time goes (one call, 128k, budget 4096)
     pages = -(-T // 16)
     kp = torch.randn(pages, 16, HKV, D, device="cuda", dtype=DTYPE)
@@ -127,11 +107,10 @@ def sweep(T: int) -> None:
                     torch.tensor([T], device="cuda", dtype=torch.int32))
     qd = torch.randn(1, HQ, D, device="cuda", dtype=DTYPE)
     summ = QuestSummaries.empty(1, pages, HKV, D, DTYPE, "cuda")
-    for warps in (1, 2, 4, 8):
-        for pps in (2, 4, 8):
-            t = do_bench_cudagraph(lambda: kernels.quest_decode(qd, cache, 4096, 16, True, summaries=summ, select_warps=warps,
-                                                                pages_per_split=pps), rep=200, return_mode="median")
-            print(f"sweep quest T={T} budget 4096 select_warps={warps} pages_per_split={pps}: {1e3 * t:.1f} us (graph)", flush=True)
+    for warps in (4, 8, 16):
+        t = do_bench_cudagraph(lambda: kernels.quest_decode(qd, cache, 4096, 16, True, summaries=summ, select_warps=warps),
+                               rep=200, return_mode="median")
+        print(f"sweep quest T={T} budget 4096 select_warps={warps}: {1e3 * t:.1f} us (graph)", flush=True)
     for _ in range(3):
         kernels.quest_decode(qd, cache, 4096, 16, True, summaries=summ)
     torch.cuda.synchronize()
@@ -148,10 +127,10 @@ def main() -> None:
     ap.add_argument("--decode-lengths", default="32k,128k")
     ap.add_argument("--out", default=None, help="also write the rows as JSON here")
     ap.add_argument("--no-flex", action="store_true")
-    ap.add_argument("--sweep", action="store_true", help="first time block-sparse launch configs at the last length")
+    ap.add_argument("--sweep", action="store_true", help="first time kernel variants at the last length")
     args = ap.parse_args()
     if args.sweep:
-        sweep(parse_length(args.lengths.split(",")[-1]))
+        sweep(parse_length(args.lengths.split(",")[-1] or "128k"))
     gen = torch.Generator(device="cuda").manual_seed(0)
     rows = []
 
@@ -165,7 +144,7 @@ def main() -> None:
 
         flex = torch.compile(flex_attention, dynamic=False)
 
-    for T in (parse_length(x) for x in args.lengths.split(",")):
+    for T in (parse_length(x) for x in args.lengths.split(",") if x):
         q = torch.randn(T, HQ, D, device="cuda", dtype=DTYPE)
         k = torch.randn(T, HKV, D, device="cuda", dtype=DTYPE)
         v = torch.randn(T, HKV, D, device="cuda", dtype=DTYPE)
@@ -190,6 +169,10 @@ def main() -> None:
                     speedup=t_cudnn / t_flex, ideal=ideal, pct_ideal=100 * t_cudnn / t_flex / ideal)
                 r["vs_flex"] = t_flex / t_ours
             row(**r)
+            from sftasks.kernels.block_sparse import causal_block_lists
+
+            t_prep = bench(lambda: causal_block_lists(idx))
+            row(kind="prefill", T=T, what=f"  of which block-list prep {sparsity:.0%}", ms=t_prep)
             del idx
         cols, slashes = vertical_slash_pattern(T, gen)
         pairs = float(vertical_slash_pairs(cols.cpu(), slashes.cpu(), T).sum())
@@ -203,7 +186,7 @@ def main() -> None:
         del q, k, v, ke, ve
         torch.cuda.empty_cache()
 
-    for T in (parse_length(x) for x in args.decode_lengths.split(",")):
+    for T in (parse_length(x) for x in args.decode_lengths.split(",") if x):
         page = 16
         pages = -(-T // page)
         kp = torch.randn(pages, page, HKV, D, device="cuda", dtype=DTYPE)

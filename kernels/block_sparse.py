@@ -3,8 +3,9 @@
 One program per (query head, query block). The wrapper turns the caller's block lists into sorted,
 de-duplicated lists of the causal blocks (a few small torch ops on the GPU), so the kernel loops over
 full off-diagonal blocks with no masks and handles the diagonal block, if listed, last with the causal
-mask. Heads vary fastest in the grid, so the heads of a GQA group read the same K/V blocks at about the
-same time and share them through L2 (their lists differ, so loading once per group would cost FLOPs).
+mask. The grid runs one KV head's programs together, the heads of a GQA group side by side, so what
+they read of that head's K/V is shared through L2 (their lists differ, so one load per group would
+cost FLOPs on the union of the lists).
 """
 
 from __future__ import annotations
@@ -61,9 +62,18 @@ def _block_sparse_fwd(
     stride_qt, stride_qh, stride_kt, stride_kh, stride_vt, stride_vh, stride_ot, stride_oh,
     BLOCK_SIZE: tl.constexpr, GROUP: tl.constexpr, HEAD_DIM: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, USE_TMA: tl.constexpr, WARP_SPEC: tl.constexpr,
+    KV_MAJOR: tl.constexpr,
 ):
-    head = tl.program_id(0)
-    qb = num_qblocks - 1 - tl.program_id(1)  # heaviest (latest) query blocks first
+    if KV_MAJOR:
+        # one KV head's programs run together (its K/V, not all heads', compete for L2); within it the
+        # GQA group's heads of one query block are neighbours, and the latest (heaviest) blocks go first
+        pid = tl.program_id(0)
+        per_kv = num_qblocks * GROUP
+        head = (pid // per_kv) * GROUP + pid % GROUP
+        qb = num_qblocks - 1 - (pid % per_kv) // GROUP
+    else:
+        head = tl.program_id(0)
+        qb = num_qblocks - 1 - tl.program_id(1)  # heaviest (latest) query blocks first
     kvh = head // GROUP
     offs_m = tl.arange(0, BLOCK_M)
     offs_n = tl.arange(0, BLOCK_N)
@@ -128,7 +138,7 @@ def _tiles(block_size: int, head_dim: int) -> tuple[int, int]:
 
 def block_sparse_attention(q, k, v, block_index: torch.Tensor, block_size: int, *, num_warps: int | None = None,
                            num_stages: int | None = None, block_n: int | None = None,
-                           tma: bool = False, warp_specialize: bool = False, out: torch.Tensor | None = None) -> torch.Tensor:
+                           tma: bool = False, warp_specialize: bool = False, kv_major: bool = True, out: torch.Tensor | None = None) -> torch.Tensor:
     """Causal GQA attention of q [T, Hq, D] over the key blocks listed per head and query block.
 
     block_index: [Hq, ceil(T/block_size), K] key-block ids, -1 padded; ids above the query block are
@@ -154,12 +164,13 @@ def block_sparse_attention(q, k, v, block_index: torch.Tensor, block_size: int, 
         from triton.tools.tensor_descriptor import TensorDescriptor
 
         kdesc, vdesc = (TensorDescriptor(x, [T, Hkv * D], [x.stride(0), 1], [bn, D]) for x in (k, v))
-    _block_sparse_fwd[(Hq, nqb)](
+    grid = (Hq * nqb,) if kv_major else (Hq, nqb)
+    _block_sparse_fwd[grid](
         q, k, v, kdesc, vdesc, out, idx, count,
         T, D ** -0.5 * LOG2E, nqb, idx.shape[-1],
         q.stride(0), q.stride(1), k.stride(0), k.stride(1), v.stride(0), v.stride(1), out.stride(0), out.stride(1),
         BLOCK_SIZE=block_size, GROUP=Hq // Hkv, HEAD_DIM=D, BLOCK_M=block_m, BLOCK_N=bn, USE_TMA=tma,
-        WARP_SPEC=warp_specialize,
+        WARP_SPEC=warp_specialize, KV_MAJOR=kv_major,
         num_warps=num_warps, num_stages=num_stages,
     )
     return out

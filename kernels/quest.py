@@ -5,7 +5,7 @@ Four launches per call (the wrapper adds none when the page table and lengths ar
      = q+ . hi + q- . lo (two small matrix products), for every full past page. Summaries of pages
      not yet summarised (new pages, or all of them on a fresh `QuestSummaries`) are computed from the
      cache in the same pass and written back in place: in steady decoding that is one page per step.
-  2. `_select_pages`: exact top-k of the bounds per row by bisection (pages a sequence does not have
+  2. `_select_pages`: exact top-k of the bounds per row by a threshold search on the values (pages a sequence does not have
      score -inf and are skipped later); torch.topk for very long rows.
   3. `_attend_pages`: split-K attention over the chosen pages plus the newest (partial) page; with
      share_pages each program serves a whole GQA group, so a group's heads share every K/V load.
@@ -112,24 +112,41 @@ def _page_bounds(Q, KPages, PageTable, SeqLens, Lo, Hi, Ready, Bounds,
 
 @triton.jit
 def _select_pages(Bounds, Chosen, num_pages, k, stride_bb, stride_bh, stride_cb, stride_ch, N: tl.constexpr):
-    """Exact top-k indices (unordered) of one row of bounds, by bisection on order-preserving int keys:
-    one program per row and no sort, cheaper than torch.topk for the few thousand pages of a sequence."""
+    """Exact top-k indices (unordered) of one row of bounds, without a sort.
+
+    Searches a threshold on order-preserving int keys, from the row's min/max, stopping as soon as
+    exactly k keys are >= it. Rounds alternate between interpolating on the counts (regula falsi:
+    bounds are smooth, so a few rounds usually land) and halving (so the worst case stays ~64 rounds);
+    ties at the k-th value are taken in page order. Each round is one block-wide count, and this chain
+    of rounds is the kernel's latency.
+    """
     b, h = tl.program_id(0), tl.program_id(1)
     offs = tl.arange(0, N)
     ok = offs < num_pages
     x = tl.load(Bounds + b * stride_bb + h * stride_bh + offs, mask=ok, other=float("-inf"))
     bits = x.to(tl.int32, bitcast=True)
     key = tl.where(bits >= 0, bits, bits ^ 0x7FFFFFFF)  # -inf maps above INT_MIN
-    key = tl.where(ok, key, -(2**31))  # padding ranks below every real value; k <= num_pages keeps it out
-    lo = tl.full([], -(2**31), tl.int64)
-    hi = tl.full([], 2**31 - 1, tl.int64)
-    for _ in range(32):  # invariant: count(key >= lo) >= k, count(key > hi) < k
-        mid = lo + (hi - lo + 1) // 2
-        enough = tl.sum((key >= mid.to(tl.int32)).to(tl.int32), 0) >= k
+    # invariant: count(key >= lo) = count_lo >= k and count(key >= hi) = count_hi < k
+    lo = tl.min(tl.where(ok, key, 2**31 - 1), 0).to(tl.int64)
+    hi = tl.max(tl.where(ok, key, -(2**31)), 0).to(tl.int64) + 1
+    key = tl.where(ok, key, -(2**31))  # padding ranks below every real value
+    count_lo = num_pages
+    count_hi = 0
+    halve = 0
+    while (hi - lo > 1) & (count_lo != k):
+        frac = (count_lo - k).to(tl.float32) / (count_lo - count_hi).to(tl.float32)
+        guess = lo + (frac * (hi - lo).to(tl.float32)).to(tl.int64)
+        mid = tl.where(halve == 1, lo + (hi - lo) // 2, guess)
+        mid = tl.minimum(tl.maximum(mid, lo + 1), hi - 1)
+        count = tl.sum((key >= mid.to(tl.int32)).to(tl.int32), 0)
+        enough = count >= k
         lo = tl.where(enough, mid, lo)
-        hi = tl.where(enough, hi, mid - 1)
-    above = key > lo
-    ties = (key == lo) & ok
+        count_lo = tl.where(enough, count, count_lo)
+        hi = tl.where(enough, hi, mid)
+        count_hi = tl.where(enough, count_hi, count)
+        halve = 1 - halve
+    above = key > lo.to(tl.int32)
+    ties = (key == lo.to(tl.int32)) & ok
     take = above | (ties & (tl.cumsum(ties.to(tl.int32), 0) <= k - tl.sum(above.to(tl.int32), 0)))
     pos = tl.cumsum(take.to(tl.int32), 0) - 1
     tl.store(Chosen + b * stride_cb + h * stride_ch + pos, offs, mask=take)
@@ -208,7 +225,7 @@ def _sm_count(device) -> int:
 
 
 def quest_decode(q: torch.Tensor, cache, token_budget: int, page_size: int, share_pages: bool = True, *,
-                 summaries: QuestSummaries | None = None, splits: int | None = None, select_warps: int = 4,
+                 summaries: QuestSummaries | None = None, splits: int | None = None, select_warps: int = 8,
                  pages_per_split: int = 4,
                  out: torch.Tensor | None = None) -> torch.Tensor:
     """One new token per sequence: q [B, Hq, D] over the pages Quest picks -> [B, Hq, D].

@@ -10,7 +10,9 @@ compiled CUDA index builder). Per query block the kernel then
   1. walks the covered key tiles qb - m (m ascending, m <= qb), BLOCK_N keys at a time, with an exact element mask
      (slash bitmap looked up at i - j, OR the vertical bitmap at j); tiles whose whole offset window is
      set ("full" tiles, typical of a dense local band) skip the lookup;
-  2. gathers the vertical columns that lie outside covered tiles, BLOCK_N at a time, with a causal mask.
+  2. attends to the vertical columns that lie outside covered tiles, BLOCK_N at a time, with a causal
+     mask, from per-head copies of their K/V rows made once per call (a gather inside the loop would
+     stall the software pipeline on the dependent index load).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from ._tile import LOG2E, attend_tile, finish
 
 @triton.jit
 def _vertical_slash_fwd(
-    Q, K, V, Out, SlashBits, VertBits, Cover, Full, MList, MCount, Cols, ColCount,
+    Q, K, V, Out, SlashBits, VertBits, Cover, Full, MList, MCount, Cols, ColCount, VertK, VertV,
     T, qk_scale, num_blocks, num_cols,
     stride_qt, stride_qh, stride_kt, stride_kh, stride_vt, stride_vh, stride_ot, stride_oh,
     GROUP: tl.constexpr, HEAD_DIM: tl.constexpr, BLOCK: tl.constexpr, BLOCK_N: tl.constexpr,
@@ -73,16 +75,18 @@ def _vertical_slash_fwd(
                     mask = mask & (on_slash | on_vert[None, :])
                 acc, m_i, l_i = attend_tile(acc, m_i, l_i, q, k, v, qk_scale, mask, True)
 
-    # 2. vertical columns outside the covered tiles (sorted, so the first n_cols are <= the block's end)
+    # 2. vertical columns outside the covered tiles (sorted, so the first n_cols are <= the block's end),
+    #    read from the per-head copies of their K/V rows: contiguous tiles, no dependent gathers
     n_cols = tl.load(ColCount + head * num_blocks + qb)
     cols_ptr = Cols + head * num_cols
     for c0 in range(0, n_cols, BLOCK_N):
-        col_ok = c0 + offs_n < n_cols
-        cols = tl.load(cols_ptr + c0 + offs_n, mask=col_ok, other=0).to(tl.int64)
-        covered = tl.load(Cover + head * num_blocks + qb - cols // BLOCK, mask=col_ok, other=1) != 0
-        col_ok = col_ok & ~covered
-        k = tl.load(k_base + cols[None, :] * stride_kt, mask=col_ok[None, :], other=0.0)
-        v = tl.load(v_base + cols[:, None] * stride_vt, mask=col_ok[:, None], other=0.0)
+        slot = c0 + offs_n
+        cols = tl.load(cols_ptr + slot).to(tl.int64)
+        covered = tl.load(Cover + head * num_blocks + qb - tl.minimum(cols, T - 1) // BLOCK) != 0
+        col_ok = (slot < n_cols) & ~covered
+        rows_kv = (head * num_cols + slot).to(tl.int64)
+        k = tl.load(VertK + rows_kv[None, :] * HEAD_DIM + offs_d[:, None])
+        v = tl.load(VertV + rows_kv[:, None] * HEAD_DIM + offs_d[None, :])
         mask = col_ok[None, :] & (cols[None, :] <= rows[:, None])
         acc, m_i, l_i = attend_tile(acc, m_i, l_i, q, k, v, qk_scale, mask, True)
 
@@ -99,7 +103,7 @@ def _bitmap(idx: torch.Tensor, T: int) -> torch.Tensor:
     return bits[:, :T].contiguous()
 
 
-def build_work_lists(vertical_idx: torch.Tensor, slash_offsets: torch.Tensor, T: int, block: int) -> dict:
+def build_work_lists(vertical_idx: torch.Tensor, slash_offsets: torch.Tensor, T: int, block: int, pad_to: int = 128) -> dict:
     """Everything the kernel reads, built with torch ops on the inputs' device (no host sync)."""
     H = vertical_idx.shape[0]
     nb = -(-T // block)
@@ -126,7 +130,8 @@ def build_work_lists(vertical_idx: torch.Tensor, slash_offsets: torch.Tensor, T:
     cols = torch.where((cols >= 0) & (cols < T), cols, T).sort(dim=-1).values
     dup = torch.zeros_like(cols, dtype=torch.bool)
     dup[:, 1:] = cols[:, 1:] == cols[:, :-1]
-    cols = torch.where(dup, T, cols).sort(dim=-1).values.contiguous()
+    cols = torch.where(dup, T, cols).sort(dim=-1).values
+    cols = torch.nn.functional.pad(cols, (0, -cols.shape[1] % pad_to), value=T).contiguous()  # whole tiles
     block_end = (qb + 1) * block - 1
     col_count = torch.searchsorted(cols, block_end, right=True).to(torch.int32)
     return dict(slash=slash, vert=vert, cover=cover.contiguous(), full=full.contiguous(), mlist=mlist.contiguous(),
@@ -146,12 +151,15 @@ def vertical_slash_attention(q, k, v, vertical_idx: torch.Tensor, slash_offsets:
     block_n = block_n or min(block, 128)
     if block < 16 or block & (block - 1) or block_n > block or block % block_n:
         raise InputError(f"block ({block}) must be a power of two >= 16 and a multiple of block_n ({block_n})")
-    lists = build_work_lists(vertical_idx.to(q.device), slash_offsets.to(q.device), T, block)
+    lists = build_work_lists(vertical_idx.to(q.device), slash_offsets.to(q.device), T, block, pad_to=block_n)
     nb = -(-T // block)
+    rows = lists["cols"].clamp(max=T - 1).long()
+    kv_head = (torch.arange(Hq, device=q.device) // (Hq // Hkv)).unsqueeze(1)
+    vert_k, vert_v = k[rows, kv_head].contiguous(), v[rows, kv_head].contiguous()  # [Hq, NV, D]
     out = torch.empty_like(q) if out is None else out
     _vertical_slash_fwd[(Hq, nb)](
         q, k, v, out, lists["slash"], lists["vert"], lists["cover"], lists["full"], lists["mlist"], lists["mcount"],
-        lists["cols"], lists["col_count"],
+        lists["cols"], lists["col_count"], vert_k, vert_v,
         T, D ** -0.5 * LOG2E, nb, lists["cols"].shape[1],
         q.stride(0), q.stride(1), k.stride(0), k.stride(1), v.stride(0), v.stride(1), out.stride(0), out.stride(1),
         GROUP=Hq // Hkv, HEAD_DIM=D, BLOCK=block, BLOCK_N=block_n,

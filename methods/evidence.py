@@ -39,7 +39,7 @@ def evidence_retention(model, tokenizer, method: Method, record: dict) -> dict:
         keys = method.last_query_keys(q, k, v).cpu()
         per_head[layer] = ((keys & evidence).sum(-1) / max(1, int(evidence.sum()))).tolist()
 
-    adapter = attach(model, method)
+    adapter = _attached(model, method) or attach(model, method)
     adapter.observers.append(observe)
     ids = torch.tensor([tokenizer(text, add_special_tokens=False)["input_ids"]], device=model.device)
     try:
@@ -50,3 +50,9 @@ def evidence_retention(model, tokenizer, method: Method, record: dict) -> dict:
     per_layer = {layer: sum(shares) / len(shares) for layer, shares in sorted(per_head.items())}
     return {"per_layer": per_layer, "per_head": dict(sorted(per_head.items())),
             "overall": sum(per_layer.values()) / max(1, len(per_layer)), "evidence_tokens": int(evidence.sum())}
+
+
+def _attached(model, method: Method):
+    """The adapter already routing `model` through `method`, if any (so a backend's state is kept)."""
+    return next((m.sftasks_attention for m in model.modules()
+                 if getattr(m, "sftasks_attention", None) is not None and m.sftasks_attention.method is method), None)

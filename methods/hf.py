@@ -127,6 +127,14 @@ def attach(model, method: Method) -> SparseAttention:
     return adapter
 
 
+def detach(model) -> None:
+    """Undo `attach`: the model goes back to transformers' sdpa attention."""
+    for module in model.modules():
+        if hasattr(module, "sftasks_attention"):
+            del module.sftasks_attention
+    model.set_attn_implementation("sdpa")
+
+
 def load(model: str, dtype: str = "auto"):
     """(model, tokenizer) from a local folder or a Hub name; a missing path is a one-line InputError."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -180,6 +188,15 @@ class HFBackend:
         else:
             ids = self.tokenizer(prompt, return_tensors="pt")["input_ids"]
         return ids.to(self.model.device)
+
+    def evidence(self, record: dict) -> dict:
+        """Share of the record's evidence tokens each layer's pattern keeps for the last prompt query."""
+        from .evidence import evidence_retention
+
+        try:
+            return evidence_retention(self.model, self.tokenizer, self.method, record)
+        finally:
+            self.adapter.reset()
 
     def generate(self, prompts: list[str], max_new_tokens: int) -> list[Generation]:
         out = []

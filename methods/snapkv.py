@@ -33,6 +33,7 @@ def token_importance(q, k, window: int, kernel_size: int, reduce: str) -> torch.
 
 
 def force_window(scores: torch.Tensor, prefix_tokens: int, local_window: int) -> torch.Tensor:
+    """Scores where the first and the most recent tokens always win the top-k."""
     scores = scores.clone()
     scores[:, :prefix_tokens] = float("inf")
     if local_window:

@@ -11,7 +11,7 @@ from .errors import Error, InputError
 from .io import append_jsonl, read_jsonl, write_jsonl, write_parquet
 from .lengths import format_length, lower_bound, parse_length
 from .records import make_record
-from .tasks import get_task, sample_rng
+from .tasks import get_task
 from .tokenizers import get_tokenizer
 
 
@@ -34,7 +34,7 @@ def generate_records(
 
         indices = tqdm(indices, desc=f"{task} {name}", unit="sample", initial=start, total=samples)
     for index in indices:
-        sample = spec.build(target, sample_rng(task, target, seed, index), tok, knobs)
+        sample = spec.build_sample(target, seed=seed, index=index, tokenizer=tok, params=knobs)
         if not lower_bound(target) <= sample.num_tokens <= target:
             raise Error(f"internal error: {task} sample {index} has {sample.num_tokens} tokens for target {target}")
         yield make_record(

@@ -170,6 +170,11 @@ def _regenerate(manifest: dict[str, Any], lengths, split, tokenizer, progress, k
         raise InputError(f"{task} here is a hidden split: its seed is not published, so it cannot be regenerated; "
                          "load one of its published lengths with the published tokenizer")
     _check_split(split)
+    origin = manifest.get("source") or {}
+    if origin.get("source_sha256") and not Path(str(manifest["params"].get("source", ""))).expanduser().exists():
+        raise InputError(f"{task} was generated from the local file {origin['source']} (SHA-256 "
+                         f"{origin['source_sha256'][:16]}...), which is not in the working directory: put your copy "
+                         "there, or rebuild with the card's `sftasks publish ... --source PATH` command")
     spec = get_task(task)
     tok = get_tokenizer(tokenizer or manifest["tokenizer"])
     same_tokenizer = tok.name == get_tokenizer(manifest["tokenizer"]).name

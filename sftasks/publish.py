@@ -110,10 +110,12 @@ def build_folder(
     if seed is not None and seed < 0:
         raise InputError(f"--seed must be >= 0, got {seed}")
 
-    overrides = {name: getattr(knobs, name) for name in (params or {})}
+    source = spec.card_info(knobs) if hasattr(spec, "card_info") else None
+    overrides = _shown({name: getattr(knobs, name) for name in (params or {})}, source)
     key = {
         "task": task, "lengths": [format_length(t) for t in targets], "samples": samples,
-        "tokenizer": tok.name, "params": overrides, "generator_version": spec.version, "hidden": hidden,
+        "tokenizer": tok.name, "params": overrides, "source": source, "generator_version": spec.version,
+        "hidden": hidden,
         "seed": seed if seed is not None or hidden else 0,
         "repo": repo_id or f"{HUB_ORG}/{task}" + ("-hidden" if hidden else ""),
     }
@@ -150,7 +152,8 @@ def build_folder(
         "sftasks_manifest": MANIFEST_FORMAT, "task": task, "description": spec.description,
         "repo": key["repo"], "hidden": hidden, "samples": samples, "seed": None if hidden else key["seed"],
         "tokenizer": tok.name,
-        "params": overrides, "knobs": dataclasses.asdict(knobs), "generator_version": spec.version,
+        "params": overrides, "knobs": _shown(dataclasses.asdict(knobs), source), "source": source,
+        "generator_version": spec.version,
         "sftasks_version": __version__, "checksum": CHECKSUM_DEFINITION, "configs": configs,
     }
     from .card import render_card
@@ -162,6 +165,15 @@ def build_folder(
     _swap_into_place(stage, out)
     shutil.rmtree(work, ignore_errors=True)
     return manifest
+
+
+def _shown(knobs: dict[str, Any], source: dict[str, str] | None) -> dict[str, Any]:
+    """Knobs as the card and manifest show them: a `source` knob becomes the name the task's
+    `card_info` gives (a Hub name, or a local file's name without its folder: no local path is
+    published; the file's SHA-256 is in `source`)."""
+    if source and "source" in knobs:
+        return {**knobs, "source": source.get("source", "")}
+    return knobs
 
 
 def _unique(values: Iterable[int]) -> list[int]:
@@ -194,7 +206,8 @@ def _build_key(manifest: dict[str, Any]) -> dict[str, Any]:
     return {
         "task": manifest.get("task"), "lengths": list(manifest.get("configs", {})),
         "samples": manifest.get("samples"), "tokenizer": manifest.get("tokenizer"),
-        "params": manifest.get("params"), "generator_version": manifest.get("generator_version"),
+        "params": manifest.get("params"), "source": manifest.get("source"),
+        "generator_version": manifest.get("generator_version"),
         "hidden": manifest.get("hidden"), "seed": manifest.get("seed"), "repo": manifest.get("repo"),
     }
 

@@ -19,6 +19,7 @@ from .io import append_jsonl, read_jsonl, write_jsonl, write_text
 PREDICTIONS = "predictions.jsonl"
 RUN_KEY = "run.json"  # what was asked for, so a rerun resumes only the same run
 SCORES = "scores.json"
+EVIDENCE = "evidence.jsonl"  # optional diagnostic (--evidence), one line per sample
 BACKENDS = {"hf": "sftasks.methods.hf:HFBackend", "vllm": "sftasks.methods.vllm:VLLMBackend"}
 
 
@@ -90,6 +91,7 @@ class EvalRun:
     batch_size: int = 8
     backend_options: dict = field(default_factory=dict)
     contact: str = ""
+    evidence: bool = False  # also write evidence retention per layer (backends with an `evidence` method)
 
     def key(self, records: list[dict]) -> dict:
         """Everything that changes a prediction: a rerun resumes only when this matches."""
@@ -115,6 +117,8 @@ def run_eval(run: EvalRun, records: list[dict], *, progress: bool = True) -> dic
     todo = [r for r in records if r["id"] not in done]
     if todo:
         backend = get_backend(run.backend)(run.model, run.method, **run.backend_options)
+        if run.evidence and not hasattr(backend, "evidence"):
+            raise InputError(f"--evidence needs a backend that exposes attention patterns (hf), not {run.backend}")
         _predict(backend, todo, path, run, len(records) - len(todo), len(records), progress)
     rows = read_jsonl(path, tolerate_torn_tail=True)[1:]
     summary = {"predictions": str(path), "samples": len(rows), "sparsity": mean_sparsity(rows, primary_hook(run.method))}
@@ -157,6 +161,8 @@ def _predict(backend, todo: list[dict], path: Path, run: EvalRun, done: int, tot
         if len(generations) != len(batch):
             raise DataError(f"backend {run.backend} returned {len(generations)} outputs for {len(batch)} prompts")
         for record, gen in zip(batch, generations):
+            if run.evidence:  # before the prediction line: a finished prediction implies its evidence line
+                append_jsonl(run.out / EVIDENCE, {"id": record["id"], **backend.evidence(record)})
             append_jsonl(path, prediction_row(record["id"], gen))
         bar.update(len(batch))
     bar.close()

@@ -25,7 +25,8 @@ class Task(ABC):
 
     `build` must return a Sample whose `input` has `target*(1-0.005) <= tokens <= target` under the
     tokenizer and whose answer is supported by `evidence` spans of that input. It gets a seeded
-    numpy Generator and must use no other randomness.
+    numpy Generator and must use no other randomness. `generate_records` calls `build_sample`
+    (seed and sample index), which by default hands `build` the generator `sample_rng` makes.
     """
 
     name: ClassVar[str]
@@ -67,6 +68,12 @@ class Task(ABC):
     @abstractmethod
     def build(self, target_tokens: int, rng: np.random.Generator, tokenizer: Tokenizer, params) -> Sample:
         """One sample filled exactly to `target_tokens`; sets `sample.num_tokens`."""
+
+    def build_sample(self, target_tokens: int, *, seed: int, index: int, tokenizer: Tokenizer, params) -> Sample:
+        """Sample `index` of `seed` (what `generate_records` calls). The default builds from
+        `sample_rng(name, target_tokens, seed, index)`; a task whose content must not depend on the
+        length (QA asks the same question at every length) overrides this and still calls `build`."""
+        return self.build(target_tokens, sample_rng(self.name, target_tokens, seed, index), tokenizer, params)
 
 
 def _round_up_k(tokens: int) -> str:

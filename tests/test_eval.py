@@ -189,3 +189,15 @@ def test_bad_input_is_one_line_and_exit_2(model, tmp_path, capsys, change, messa
 def test_missing_required_options(capsys):
     assert main(["eval", "--task", "test_echo", "--out", "x"]) == 2
     assert "--model is required" in capsys.readouterr().err
+
+
+def test_evidence_diagnostic_is_written_per_sample(model, tmp_path):
+    args = eval_args(model, tmp_path, "--evidence", samples=2,
+                     method=("--method", "block_sparse", "--param", "chunk_size=64", "--param", "top_chunks=2"))
+    assert main(args) == 0
+    rows = read_jsonl(tmp_path / "evidence.jsonl")
+    assert [r["id"] for r in rows] == ["test_echo-1k-0-0", "test_echo-1k-0-1"]
+    for row in rows:  # the code sits at the start of the prompt: inside the always-kept first block
+        assert row["evidence_tokens"] >= 3 and row["per_layer"] == {"0": 1.0, "1": 1.0}
+    preds = read_jsonl(tmp_path / "predictions.jsonl")[1:]
+    assert all(p["sparsity"]["prefill"]["overall"] > 0.8 for p in preds)  # the diagnostic did not count as work

@@ -176,3 +176,15 @@ def test_evidence_retention_per_layer(qwen):
     assert evidence_retention(model, tok, blocks, early)["overall"] == 1.0
     assert evidence_retention(model, tok, blocks, middle)["overall"] == 0.0
     assert blocks.stats.summary()["prefill"]["overall"] > 0.5
+
+
+def test_detach_restores_plain_attention(qwen):
+    from sftasks.methods.hf import detach
+
+    model, tok = load(qwen)
+    ids = prompt_ids(tok)
+    _, dense_logits = greedy(model, ids)
+    attach(model, get_method("quest", token_budget=32, page_size=8))
+    detach(model)
+    _, logits = greedy(model, ids)
+    assert torch.equal(logits, dense_logits)

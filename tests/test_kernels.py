@@ -50,22 +50,22 @@ def tol(dtype):
 
 
 @pytest.mark.parametrize(
-    "T, Hq, Hkv, D, block_size, dtype, tma",
+    "T, Hq, Hkv, D, block_size, dtype, options",
     [
-        (77, 4, 4, 64, 16, torch.float16, False),  # GQA 1, ragged last block
-        (130, 8, 2, 128, 32, torch.float32, False),  # GQA 4
-        (100, 7, 1, 64, 100, torch.float16, False),  # GQA 7, block size not a power of two
-        (150, 7, 1, 128, 32, torch.float16, True),  # the TMA-descriptor load path
+        (77, 4, 4, 64, 16, torch.float16, {}),  # GQA 1, ragged last block
+        (130, 8, 2, 128, 32, torch.float32, {}),  # GQA 4
+        (100, 7, 1, 64, 100, torch.float16, {}),  # GQA 7, block size not a power of two
+        (150, 7, 1, 128, 32, torch.float16, {"tma": True, "kv_major": False}),  # TMA loads, 2-D grid
     ],
 )
-def test_block_sparse_equals_reference(gen, T, Hq, Hkv, D, block_size, dtype, tma):
+def test_block_sparse_equals_reference(gen, T, Hq, Hkv, D, block_size, dtype, options):
     q, k, v = qkv(gen, T, Hq, Hkv, D, dtype)
     nb = -(-T // block_size)
     # -1 padding, duplicates, ids above the query block, and some rows listing nothing causal
     idx = torch.randint(-1, nb, (Hq, nb, 4), generator=gen)
     idx[..., 0] = torch.where(torch.rand(Hq, nb, generator=gen) < 0.7, torch.arange(nb), -1)
     idx[..., 1] = idx[..., 2]
-    out = kernels.block_sparse_attention(q, k, v, idx, block_size, tma=tma)
+    out = kernels.block_sparse_attention(q, k, v, idx, block_size, **options)
     assert_close(out, ref_block_sparse(q, k, v, idx, block_size), gen, tol(dtype))
 
 
@@ -135,6 +135,23 @@ def test_quest_equals_reference_across_steps(gen, Hq, Hkv, D, page, cache_page, 
         out = kernels.quest_decode(q, cache, budget, page, share, summaries=summaries)
         assert_close(out, ref_quest(q, cache, budget, page, share), gen, 2e-3)
         assert_close(kernels.quest_decode(q, cache, budget, page, share), out, gen, 0.0)  # fresh summaries agree
+
+
+@pytest.mark.parametrize("k", [1, 17, 250])
+def test_page_selection_is_exact_top_k_with_ties(gen, k):
+    """Quest's selection kernel returns k distinct pages, none scoring below the k-th largest, also when
+    many bounds tie (small integers) and absent pages score -inf."""
+    from sftasks.kernels.quest import _select_pages
+
+    bounds = torch.randint(0, 5, (2, 3, 300), generator=gen).float()
+    bounds[0, 0] = torch.randn(300, generator=gen)
+    bounds[..., 260:] = float("-inf")
+    chosen = torch.full((2, 3, k), -1, dtype=torch.int32)
+    _select_pages[(2, 3)](bounds, chosen, 300, k, bounds.stride(0), bounds.stride(1), chosen.stride(0),
+                          chosen.stride(1), N=512)
+    for row, sel in zip(bounds.flatten(0, 1), chosen.flatten(0, 1).long()):
+        assert len(set(sel.tolist())) == k and (sel >= 0).all(), f"seed {gen.initial_seed()}"
+        assert (row[sel] >= row.topk(k).values[-1]).all(), f"seed {gen.initial_seed()}"
 
 
 def test_bad_shapes_raise_input_error():

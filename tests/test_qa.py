@@ -259,3 +259,90 @@ def test_toefl_options_and_multi_letter_answers():
     assert split_options("Question: why? Options: A.one B.two C.vitamin C. D.four") == (
         "why?", ("one", "two", "vitamin C.", "four"))
     assert split_options("just a question") == ("just a question", ())
+
+
+def test_build_sample_picks_the_question_from_seed_and_index_and_build_takes_any_generator(sources):
+    spec, tok = get_task("qa_toefl"), get_tokenizer()
+    params = spec.make_params({"source": sources["qa_toefl"], "base_length": "2k"})
+    asked = spec.question(5, 3, tok, params)
+    for target in (2048, 8192):
+        sample = spec.build_sample(target, seed=5, index=3, tokenizer=tok, params=params)
+        assert asked.question in sample.question and sample.answer == list(asked.answers)
+    # build no longer needs a generator made by sample_rng: any seeded generator gives a valid sample
+    sample = spec.build(4096, np.random.default_rng(0), tok, params)
+    assert lower_bound(4096) <= sample.num_tokens <= 4096 and sample.answer
+
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_TOEFL = "../shared/data/toeflqa.jsonl"  # relative to the repository root, as users write it
+
+
+def test_source_option_equals_param_source(tmp_path, monkeypatch):
+    monkeypatch.chdir(REPO)
+    common = ["generate", "qa_toefl", "--len", "4k", "--samples", "2", "--format", "jsonl", "--param", "base_length=4k"]
+    assert main([*common, "--source", SHARED_TOEFL, "--out", str(tmp_path / "a")]) == 0
+    assert main([*common, "--param", f"source={SHARED_TOEFL}", "--out", str(tmp_path / "b")]) == 0
+    a, b = (tmp_path / x / "qa_toefl" / "4k" / "test.jsonl" for x in "ab")
+    assert a.read_bytes() == b.read_bytes()
+    assert json.loads(a.read_text().splitlines()[0])["params"].count("toeflqa.jsonl") == 1
+
+
+@pytest.mark.parametrize("args,message", [
+    (["generate", "ruler_cwe", "--len", "4k", "--source", SHARED_TOEFL], "--source does not apply to ruler_cwe"),
+    (["publish", "story_multihop", "--lengths", "4k", "--source", SHARED_TOEFL], "--source does not apply"),
+    (["generate", "qa_toefl", "--len", "4k", "--source", SHARED_TOEFL, "--param", "source=other.jsonl"], "disagree"),
+    (["publish", "qa_toefl", "--lengths", "4k", "--source", "missing/toefl.jsonl"], "--source PATH"),
+])
+def test_source_option_refusals_are_one_line_exit_2(args, message, tmp_path):
+    result = subprocess.run([sys.executable, "-m", "sftasks.cli", *args, "--out", str(tmp_path / "out")],
+                            capture_output=True, text=True, cwd=REPO)
+    assert result.returncode == 2 and message in result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.fixture
+def offline_hf(tmp_path, monkeypatch):
+    import datasets
+
+    home = tmp_path / "hf_home"
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(home))
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(home / "datasets"))
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", home / "datasets")
+
+
+def test_publish_from_a_local_source_leaks_no_path_and_regenerates(tmp_path, monkeypatch, offline_hf):
+    import datasets
+
+    import sftasks
+    from sftasks import publish, releases
+
+    monkeypatch.chdir(REPO)
+    out = tmp_path / "hub" / "qa_toefl"
+    assert main(["publish", "qa_toefl", "--lengths", "4k,8k", "--samples", "2", "--source", SHARED_TOEFL,
+                 "--param", "base_length=4k", "--out", str(out)]) == 0
+    digest = hashlib.sha256(b"toeflqa.jsonl\0" + TOEFL.read_bytes()).hexdigest()
+    manifest = json.loads((out / "sftasks.json").read_text())
+    assert manifest["source"] == {"source": "toeflqa.jsonl", "source_sha256": digest}
+    assert manifest["params"]["source"] == manifest["knobs"]["source"] == "toeflqa.jsonl"
+    card = (out / "README.md").read_text()
+    assert digest in card and "--source PATH/TO/toeflqa.jsonl --param base_length=4k" in card
+    files = [p for p in out.rglob("*") if p.is_file()]
+    everything = "\n".join(p.read_bytes().decode("utf-8", "replace") for p in files)
+    for path in (SHARED_TOEFL, "shared/data", str(TOEFL), str(TOEFL.parent), str(REPO), str(tmp_path)):
+        assert path not in everything, path
+    for parquet in out.rglob("*.parquet"):  # parquet may compress: check the decoded rows too
+        rows = json.dumps(datasets.load_dataset("parquet", data_files=str(parquet), split="train").to_list())
+        assert "shared/data" not in rows and str(REPO) not in rows
+    # Regeneration with the same file (here: beside the user, under the published name) gives the same records.
+    monkeypatch.setitem(releases.PINNED, "qa_toefl", manifest)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(InputError, match=f"local file toeflqa.jsonl \\(SHA-256 {digest[:16]}"):
+        sftasks.load_dataset("sparse-frontier/qa_toefl", length="8k", progress=False)
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "toeflqa.jsonl").symlink_to(TOEFL)
+    monkeypatch.chdir(tmp_path / "mine")
+    regenerated = sftasks.load_dataset("sparse-frontier/qa_toefl", length="8k", progress=False).to_list()
+    assert publish.checksum(regenerated) == manifest["configs"]["8k"]["checksum"]

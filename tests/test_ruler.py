@@ -132,9 +132,33 @@ def test_too_short_lengths_name_the_smallest_that_works(task, knobs, length):
     assert CHECKERS[task](record) == record["answer"]
 
 
-def test_cwe_refuses_lengths_beyond_its_word_pool():
+def test_cwe_fills_1m_with_compound_words_beyond_its_plain_pool():
+    record = next(generate_records("ruler_cwe", "1m", seed=2))
+    assert lower_bound(parse_length("1m")) <= record["num_tokens"] <= parse_length("1m")
+    assert cwe.check(record) == record["answer"]
+    counts = collections.Counter(line.split(". ", 1)[1] for line in record["context"].split("\n"))
+    plain = set(word_pool())
+    assert set(record["answer"]) <= plain and plain - set(record["answer"]) <= set(counts)  # every plain word used
+    compounds = [w for w in counts if w not in plain]
+    assert len(compounds) > 20000 and all(counts[w] == 3 for w in compounds)
+    made, parts = cwe.compound_words(1 << 16)  # the compounds come from the start of the fixed order
+    pieces = {w: (word_pool()[a], word_pool()[b]) for w, (a, b) in zip(made, parts.tolist())}
+    assert all(w in pieces and not set(pieces[w]) & set(record["answer"]) for w in compounds)
+    spans = [record["input"][e["start"]:e["end"]] for e in record["evidence"]]
+    assert sorted({s.split(". ", 1)[1] for s in spans}) == record["answer"] and len(spans) == 10 * 30
+
+
+def test_compound_words_are_distinct_and_share_one_order():
+    words, parts = cwe.compound_words(50000)
+    plain = word_pool()
+    assert len(set(words)) == 50000 and not set(words) & set(plain)
+    assert all(w == plain[a] + plain[b] and w.isalpha() for w, (a, b) in zip(words, parts.tolist()))
+    assert cwe.compound_words(1000)[0] == words[:1000]
+
+
+def test_cwe_refuses_lengths_beyond_every_compound_quickly():
     with pytest.raises(LengthError, match="word pool"):
-        list(generate_records("ruler_cwe", "1m"))
+        list(generate_records("ruler_cwe", "1024m"))
 
 
 def test_cli_refuses_bad_knob_with_exit_2(tmp_path, capsys):
@@ -172,8 +196,6 @@ def bpe_without_pretokenizer():
 def test_exact_under_a_tokenizer_that_is_not_additive(task, knobs, bpe_without_pretokenizer):
     from pathlib import Path
 
-    from sftasks.tasks import sample_rng
-
     tok = bpe_without_pretokenizer
     if "source" in knobs:
         knobs = {**knobs, "source": str(Path(__file__).resolve().parents[2] / "shared" / "data" / "toeflqa.jsonl")}
@@ -181,5 +203,5 @@ def test_exact_under_a_tokenizer_that_is_not_additive(task, knobs, bpe_without_p
     params = spec.make_params(knobs)
     target = 16384
     spec.check_length(target, params, tok)
-    sample = spec.build(target, sample_rng(task, target, 0, 0), tok, params)
+    sample = spec.build_sample(target, seed=0, index=0, tokenizer=tok, params=params)
     assert lower_bound(target) <= tok.count(sample.input) == sample.num_tokens <= target

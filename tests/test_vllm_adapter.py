@@ -195,24 +195,55 @@ def test_data_dependent_sparsity_matches_the_transformers_adapter(llm, model, na
         assert sparsity[0]["prefill"]["per_head"][int(layer)] == pytest.approx(heads, abs=1e-9)
 
 
-def test_requests_join_and_finish_at_different_steps(llm):
+# One method per routing of a mixed step: native decodes as a prefix + method prefills (block_sparse),
+# native batch + method decodes (quest), method prefills/compression + method decodes (snapkv).
+MIXED = {"block_sparse": dict(chunk_size=16, top_chunks=3), "quest": dict(token_budget=64, page_size=16),
+         "snapkv": dict(token_capacity=40, approximation_window=16, kernel_size=5, local_window=8)}
+PRIMARY = {"block_sparse": "prefill", "quest": "decode", "snapkv": "compress"}
+
+
+@pytest.mark.parametrize("name", sorted(MIXED))
+def test_requests_join_and_finish_at_different_steps(llm, name):
     """Prompts given in one batch, too long to prefill together (so later prefills share steps with
     earlier requests' decodes), finishing after different numbers of tokens: each request gets exactly
     the tokens and the sparsity it gets alone."""
     from sftasks.methods.vllm.runtime import RUNTIME
 
-    params = dict(token_capacity=40, approximation_window=16, kernel_size=5, local_window=8)
     lengths, budgets = (301, 450, 300, 260), (2, 9, 4, 13)
     prompts = [prompt(n, salt=1) for n in lengths]
     mixed = RUNTIME.mixed_steps
-    together, stats = run(llm, "snapkv", params, prompts, [greedy(b) for b in budgets])
+    together, stats = run(llm, name, MIXED[name], prompts, [greedy(b) for b in budgets])
     assert RUNTIME.mixed_steps > mixed
     for p, b, out, st in zip(prompts, budgets, together, stats):
-        alone, alone_stats = run(llm, "snapkv", params, [p], greedy(b))
+        alone, alone_stats = run(llm, name, MIXED[name], [p], greedy(b))
         assert len(out.outputs[0].token_ids) == b
         assert tokens([out]) == tokens(alone)
-        assert st["decode"]["overall"] == pytest.approx(alone_stats[0]["decode"]["overall"], abs=1e-12)
-        assert st["compress"]["per_head"] == alone_stats[0]["compress"]["per_head"]
+        assert st.keys() == alone_stats[0].keys()
+        for hook in st:
+            assert st[hook]["per_head"] == pytest.approx(alone_stats[0][hook]["per_head"], abs=1e-12), hook
+        assert st[PRIMARY[name]]["overall"] > 0.5
+
+
+def test_tensor_parallel_2_matches_one_rank(llm, model):
+    """TP=2 on CPU (two worker processes, each with 2 query heads and 1 KV head): same tokens, and the
+    per-request counts of both ranks merge into the same per-head sparsity as one rank reports."""
+    from sftasks.methods.vllm import LLM
+
+    params = dict(token_capacity=40, approximation_window=16, kernel_size=5, local_window=8)
+    prompts = [prompt(n, salt=2) for n in LENGTHS]
+    one, one_stats = run(llm, "snapkv", params, prompts, greedy())
+    tp = LLM(model, method="snapkv", params=params, tensor_parallel_size=2, **ENGINE)
+    try:
+        two = tp.generate(prompts, greedy(), use_tqdm=False)
+        two_stats = tp.sparsity(two)
+    finally:
+        del tp
+        gc.collect()
+    assert tokens(two) == tokens(one)
+    for a, b in zip(one_stats, two_stats):
+        for hook in ("compress", "decode"):
+            assert b[hook]["per_head"] == pytest.approx(a[hook]["per_head"], abs=1e-12)
+        assert b["compress"].get("kv_saved_bytes") == a["compress"].get("kv_saved_bytes")
 
 
 def test_bad_engine_arguments_are_refused(model):
@@ -232,7 +263,11 @@ def test_unsupported_vllm_version_names_the_supported_range():
     assert check_vllm_version("0.32.0+cpu") == "0.32.0+cpu"
     with pytest.raises(InputError, match=">=0.32,<0.34"):
         check_vllm_version("0.6.6")
-    assert SUPPORTED_VLLM == (">=0.32", "<0.34")
+    import tomllib
+    from pathlib import Path
+
+    extra = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert extra["vllm"] == ["vllm" + ",".join(SUPPORTED_VLLM)]  # the pin and the import check agree
 
 
 def test_tensor_parallel_ranks_concatenate_heads():

@@ -61,7 +61,8 @@ def load_source(spec: str, hub_default: tuple[str, str | None, str], kind: str) 
     if spec and is_path(spec):
         path = Path(spec).expanduser()
         if not path.exists():
-            raise InputError(f"source {spec!r} does not exist: pass --param source=PATH to a .jsonl/.json/.parquet file or folder")
+            raise InputError(f"source {spec!r} does not exist: pass --source PATH (or --param source=PATH) to a "
+                             ".jsonl/.json/.parquet file or folder")
         rows, origin = _read_local(path)
     else:
         rows, origin = _read_hub(spec, hub_default, kind)
@@ -116,7 +117,7 @@ def _read_hub(spec: str, hub_default: tuple[str, str | None, str], kind: str) ->
     if spec:
         name, _, config = spec.partition(":")
         config = config or None
-    how = f"download it and pass --param source=/path/to/{kind}.jsonl (or a folder)"
+    how = f"download it and pass --source /path/to/{kind}.jsonl (or --param source=PATH; a folder works too)"
     if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
         raise DataError(f"the {kind} source {name!r} is on the Hugging Face Hub but HF_HUB_OFFLINE is set: {how}")
     try:

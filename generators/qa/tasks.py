@@ -3,7 +3,8 @@ documents of the same dataset until the length is filled; the question names the
 
 The same questions appear at every length: the pool is the source's questions whose own prompt
 (frame plus their document alone) fits `base_length`, in source order, and sample `index` of a seed
-asks pool question `permutation(seed)[index]`, whatever the length. Shorter lengths are refused.
+asks pool question `permutation(seed)[index]`, whatever the length (`QaTask.build_sample` picks it
+from seed and index alone, then `build` fills the length). Shorter lengths are refused.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import numpy as np
 from sftasks.errors import DataError, InputError, LengthError
 from sftasks.lengths import format_length, lower_bound, parse_length
 from sftasks.records import Sample
-from sftasks.tasks import Task, register
+from sftasks.tasks import Task, register, sample_rng
 
 from ..fill import FillError, count_pieces, fit
 from ..ruler.prompt import Frame, join_marked, spread
@@ -53,15 +54,6 @@ def frame_for(item: Item, number: int, multiple_correct: bool) -> Frame:
                        MANY_NOTES if multiple_correct else ONE_NOTES)
 
 
-def sample_key(rng: np.random.Generator) -> tuple[int, int]:
-    """The (seed, index) a generator from `sftasks.tasks.sample_rng` was made from: which question a
-    sample asks must not depend on its length, and `build` receives only the generator."""
-    entropy = rng.bit_generator.seed_seq.entropy
-    if not isinstance(entropy, (list, tuple)) or len(entropy) != 4:
-        raise InputError("QA tasks need the generator from sftasks.tasks.sample_rng(task, length, seed, index)")
-    return int(entropy[2]), int(entropy[3])
-
-
 class QaTask(Task):
     """One dataset's QA task; subclasses name the dataset and its default Hub source."""
 
@@ -79,7 +71,7 @@ class QaTask(Task):
         if base < 512:
             raise InputError(f"base_length of {self.name} must be at least 512 tokens, got {params.base_length!r}")
         if params.source and is_path(params.source) and not os.path.exists(os.path.expanduser(params.source)):
-            raise InputError(f"source {params.source!r} of {self.name} does not exist: pass --param source=PATH "
+            raise InputError(f"source {params.source!r} of {self.name} does not exist: pass --source PATH "
                              "to a .jsonl/.json/.parquet file or folder")
 
     def source(self, params: QaParams) -> Source:
@@ -103,15 +95,27 @@ class QaTask(Task):
             raise LengthError(f"{format_length(target_tokens)} is longer than the documents of "
                               f"{self.source(params).origin['source']} can fill (about {capacity} tokens)")
 
-    def build(self, target_tokens: int, rng: np.random.Generator, tokenizer, params: QaParams) -> Sample:
-        source = self.source(params)
+    def question(self, seed: int, index: int, tokenizer, params: QaParams) -> Item:
+        """The question sample `index` of `seed` asks, at every length: pool item `permutation(seed)[index]`."""
         pool = _pool(self, params, tokenizer)
-        seed, index = sample_key(rng)
         if index >= len(pool):
             raise InputError(f"{self.name} has {len(pool)} questions that fit base_length {params.base_length}; "
                              f"ask for at most {len(pool)} samples")
         order = np.random.default_rng([zlib.crc32(self.name.encode()), seed]).permutation(len(pool))
-        item = pool[int(order[index])]
+        return pool[int(order[index])]
+
+    def build_sample(self, target_tokens: int, *, seed: int, index: int, tokenizer, params: QaParams) -> Sample:
+        rng = sample_rng(self.name, target_tokens, seed, index)
+        return self.build(target_tokens, rng, tokenizer, params, item=self.question(seed, index, tokenizer, params))
+
+    def build(self, target_tokens: int, rng: np.random.Generator, tokenizer, params: QaParams,
+              item: Item | None = None) -> Sample:
+        """`item` is the question to ask (`build_sample` passes the one chosen by seed and index);
+        without it the question is drawn from `rng`, so it then varies with the length."""
+        source = self.source(params)
+        if item is None:
+            pool = _pool(self, params, tokenizer)
+            item = pool[int(rng.integers(len(pool)))]
         packed = _pack(source, item, target_tokens, rng, tokenizer)
         sample = Sample(input=packed.input, context=packed.context, question=packed.question,
                         answer=list(item.answers), evidence=packed.evidence,

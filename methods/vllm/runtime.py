@@ -61,7 +61,6 @@ class Step:
     seq_lens_t: torch.Tensor
     decode_metadata: Any = None  # native metadata of the decode rows when they form a prefix of the batch
     routed: bool = True  # False when every row takes the native path (dense hooks only)
-    layers_seen: set = field(default_factory=set)
 
 
 @dataclass
@@ -118,6 +117,7 @@ class Runtime:
         lens_cpu = cm.seq_lens_cpu_upper_bound if cm.seq_lens_cpu_upper_bound is not None else cm.seq_lens
         seq_lens = lens_cpu[:rows].cpu().tolist()
         keys = self.row_keys(rows, cm.block_table_tensor)
+        self.free_finished()
         decode_rows, prefill_rows, partial = [], [], []
         for r in range(rows):
             q = starts[r + 1] - starts[r]
@@ -156,6 +156,16 @@ class Runtime:
             sub = cm.unpadded(nd, nd).replace(max_query_len=1, max_seq_len=max(seq_lens[:nd]))
             step.decode_metadata = rebuild(sub)
         return step
+
+    def free_finished(self) -> None:
+        """Drop the kept-token sets of requests that left the engine (their counts stay until exported)."""
+        live = getattr(getattr(self.runner, "input_batch", None), "req_ids", None)
+        if live is None:
+            return
+        live = set(live)
+        for key, state in self.requests.items():
+            if state.kept and key not in live:
+                state.kept = {}
 
     # ---- per layer -----------------------------------------------------------------------------
     def forward(self, impl, layer, query, key, value, kv_cache, metadata, output) -> torch.Tensor:

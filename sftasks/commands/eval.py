@@ -37,6 +37,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--device", default=None, help="hf backend device, e.g. cuda (default cpu)")
     p.add_argument("--contact", default="", help="contact written into the predictions' meta line")
     p.add_argument("--out", help="run folder: predictions.jsonl, run.json, scores.json")
+    p.add_argument("--evidence", action="store_true",
+                   help="also write OUT/evidence.jsonl: per layer, the share of evidence tokens the method's "
+                   "pattern keeps for the last prompt query (hf backend)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--list-methods", action="store_true", help="list methods and their knobs, then exit")
     p.set_defaults(run=run)
@@ -71,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
                    length=format_length(parse_length(args.length)), samples=args.samples, out=Path(args.out),
                    seed=args.seed, tokenizer=args.tokenizer, task_params=task_params,
                    max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, backend_options=options,
-                   contact=args.contact)
+                   contact=args.contact, evidence=args.evidence)
     records = list(generate_records(args.task, args.length, samples=args.samples, seed=args.seed,
                                     tokenizer=args.tokenizer, params=task_params, progress=not args.no_progress))
     summary = run_eval(run_, records, progress=not args.no_progress)

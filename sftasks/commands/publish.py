@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from . import parse_params
+from .generate import add_source_argument, with_source
 
 
 def add_parser(subparsers) -> None:
@@ -26,6 +27,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--tokenizer", default=None,
                    help="Hugging Face tokenizer name or local folder (default: Qwen2.5's, built in)")
     p.add_argument("--param", action="append", metavar="NAME=VALUE", help="task knob, repeatable")
+    add_source_argument(p)
     p.add_argument("--out", default=None, help="output folder (default hub/TASK)")
     p.add_argument("--hidden", action="store_true",
                    help="hold the answers back: public folder without answers, evidence or seed; gold to --gold-out")
@@ -44,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
 
     get_task(args.task)
     lengths = parse_lengths(args.lengths)
-    params = parse_params(args.param)
+    params = with_source(args.task, parse_params(args.param), args.source)
     token = check_push(args.push_to) if args.push_to else None
     if args.hidden and args.seed is not None and args.seed < 2**32:
         print("note: a small --seed can be guessed and the answers regenerated; omit --seed for a secret one",
