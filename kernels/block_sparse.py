@@ -112,21 +112,37 @@ def _block_sparse_fwd(
     tl.store(Out + rows[:, None] * stride_ot + head * stride_oh + offs_d[None, :], out.to(Out.dtype.element_ty), mask=row_ok[:, None])
 
 
+@triton.jit
+def _causal_lists(In, Out, Count, num_qblocks, K, KP: tl.constexpr):
+    """One (head, query block) row: drop padding and ids above the block, sort, drop duplicates.
+    Duplicates are found by re-reading the sorted row shifted by one from memory (no register shifts)."""
+    row = tl.program_id(0)
+    qb = row % num_qblocks
+    offs = tl.arange(0, KP)
+    big = 2**31 - 1
+    x = tl.load(In + row.to(tl.int64) * K + offs, mask=offs < K, other=-1)
+    x = tl.sort(tl.where((x < 0) | (x > qb), big, x).to(tl.int32))
+    out = Out + row.to(tl.int64) * KP + offs
+    tl.store(out, x)
+    tl.debug_barrier()
+    prev = tl.load(out - 1, mask=offs > 0, other=-1)
+    x = tl.sort(tl.where(x == prev, big, x))
+    tl.debug_barrier()
+    tl.store(out, x)
+    tl.store(Count + row, tl.sum((x != big).to(tl.int32), 0))
+
+
 def causal_block_lists(block_index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Sorted, duplicate-free lists of causal key blocks, padded at the end, and their lengths.
+    """Sorted, duplicate-free lists of causal key blocks, padded at the end, and their lengths (one launch).
 
     Entries < 0 (padding) and > the query block are dropped, as the reference ignores them.
     """
     H, nqb, K = block_index.shape
-    qb = torch.arange(nqb, device=block_index.device).view(1, nqb, 1)
-    big = torch.iinfo(torch.int32).max
-    idx = block_index.to(torch.int32)
-    idx = torch.where((idx < 0) | (idx > qb), big, idx).sort(dim=-1).values
-    dup = torch.zeros_like(idx, dtype=torch.bool)
-    dup[..., 1:] = idx[..., 1:] == idx[..., :-1]
-    idx = torch.where(dup, big, idx).sort(dim=-1).values
-    count = (idx != big).sum(-1, dtype=torch.int32)
-    return idx.contiguous(), count.contiguous()
+    KP = triton.next_power_of_2(max(K, 2))
+    idx = torch.empty(H, nqb, KP, dtype=torch.int32, device=block_index.device)
+    count = torch.empty(H, nqb, dtype=torch.int32, device=block_index.device)
+    _causal_lists[(H * nqb,)](block_index.contiguous(), idx, count, nqb, K, KP=KP)
+    return idx, count
 
 
 def _tiles(block_size: int, head_dim: int) -> tuple[int, int]:
@@ -137,12 +153,14 @@ def _tiles(block_size: int, head_dim: int) -> tuple[int, int]:
 
 
 def block_sparse_attention(q, k, v, block_index: torch.Tensor, block_size: int, *, num_warps: int | None = None,
-                           num_stages: int | None = None, block_n: int | None = None,
-                           tma: bool = False, warp_specialize: bool = False, kv_major: bool = True, out: torch.Tensor | None = None) -> torch.Tensor:
+                           num_stages: int | None = None, block_n: int | None = None, tma: bool = False,
+                           warp_specialize: bool = False, kv_major: bool = True,
+                           out: torch.Tensor | None = None) -> torch.Tensor:
     """Causal GQA attention of q [T, Hq, D] over the key blocks listed per head and query block.
 
     block_index: [Hq, ceil(T/block_size), K] key-block ids, -1 padded; ids above the query block are
     ignored; duplicates count once; the diagonal block, if listed, is causal. Rows with no key give 0.
+    The keyword options are tuning knobs (bench/RESULTS.md says which paid); `out` receives the result.
     """
     T, Hq, Hkv, D = check_qkv(q, k, v)
     nqb = -(-T // block_size)
@@ -150,6 +168,8 @@ def block_sparse_attention(q, k, v, block_index: torch.Tensor, block_size: int, 
         raise InputError(f"block_index must be [Hq={Hq}, ceil(T/block_size)={nqb}, K]; got {tuple(block_index.shape)}")
     if block_size < 1 or block_size > 256:
         raise InputError(f"block_size {block_size} is out of range for the kernel; use 1..256")
+    if block_index.shape[-1] == 0:
+        block_index = torch.full((Hq, nqb, 1), -1, dtype=torch.long)
     idx, count = causal_block_lists(block_index.to(q.device))
     out = torch.empty_like(q) if out is None else out
     block_m, bn = _tiles(block_size, D)

@@ -19,7 +19,15 @@ def generate_records(
     task: str, length: str | int, *, samples: int = 1, seed: int = 0, tokenizer: str | None = None,
     params: dict[str, Any] | None = None, start: int = 0, progress: bool = False,
 ) -> Iterator[dict[str, Any]]:
-    """Yield records `start .. samples-1` for one task and length; deterministic in all arguments."""
+    """Records `start .. samples-1` for one task and length; deterministic in all arguments.
+
+    Arguments are checked now, not at the first iteration, so bad input fails before anything is written.
+    """
+    spec, target, tok, knobs = _prepare(task, length, samples, tokenizer, params)
+    return _records(spec, target, tok, knobs, samples=samples, seed=seed, start=start, progress=progress)
+
+
+def _prepare(task: str, length: str | int, samples: int, tokenizer: str | None, params: dict[str, Any] | None):
     target = parse_length(length)
     if samples <= 0:
         raise InputError(f"--samples must be a positive integer, got {samples}")
@@ -27,18 +35,22 @@ def generate_records(
     tok = get_tokenizer(tokenizer)
     knobs = spec.make_params(params)
     spec.check_length(target, knobs, tok)
+    return spec, target, tok, knobs
+
+
+def _records(spec, target: int, tok, knobs, *, samples: int, seed: int, start: int, progress: bool):
     name = format_length(target)
     indices = range(start, samples)
     if progress:
         from tqdm.auto import tqdm
 
-        indices = tqdm(indices, desc=f"{task} {name}", unit="sample", initial=start, total=samples)
+        indices = tqdm(indices, desc=f"{spec.name} {name}", unit="sample", initial=start, total=samples)
     for index in indices:
         sample = spec.build_sample(target, seed=seed, index=index, tokenizer=tok, params=knobs)
         if not lower_bound(target) <= sample.num_tokens <= target:
-            raise Error(f"internal error: {task} sample {index} has {sample.num_tokens} tokens for target {target}")
+            raise Error(f"internal error: {spec.name} sample {index} has {sample.num_tokens} tokens for target {target}")
         yield make_record(
-            task=task, length=name, target_tokens=target, num_tokens=sample.num_tokens, tokenizer=tok.name,
+            task=spec.name, length=name, target_tokens=target, num_tokens=sample.num_tokens, tokenizer=tok.name,
             seed=seed, index=index, sample=sample, generator_version=spec.version,
         )
 
@@ -51,30 +63,28 @@ def write_task(
     task: str, length: str | int, out: str | Path, *, samples: int, seed: int = 0, tokenizer: str | None = None,
     params: dict[str, Any] | None = None, fmt: str = "parquet", overwrite: bool = False, progress: bool = True,
 ) -> Path:
-    """Generate and write `OUT/TASK/LENGTH/test.{parquet,jsonl}`; resumes an interrupted run."""
+    """Generate and write `OUT/TASK/LENGTH/test.{parquet,jsonl}`; resumes an interrupted run.
+
+    Finished samples go to a hidden `.partial.jsonl` one line at a time; the final file is written
+    atomically at the end, so an existing file is replaced only by a complete one.
+    """
     if fmt not in ("parquet", "jsonl"):
         raise InputError(f"unknown format {fmt!r}: use parquet or jsonl")
-    spec = get_task(task)
-    tok = get_tokenizer(tokenizer)
-    knobs = spec.make_params(params)
-    folder = output_dir(out, task, length)
+    spec, target, tok, knobs = _prepare(task, length, samples, tokenizer, params)
+    folder = output_dir(out, task, target)
     final = folder / f"test.{fmt}"
     partial = folder / ".partial.jsonl"
-    key = {"task": task, "length": format_length(parse_length(length)), "seed": seed, "tokenizer": tok.name,
+    existing = [p for p in folder.iterdir() if p.name != partial.name] if folder.is_dir() else []
+    if existing and not overwrite:
+        raise InputError(f"{folder} already exists; pass --overwrite to replace it")
+    key = {"task": task, "length": format_length(target), "seed": seed, "tokenizer": tok.name,
            "params": dataclasses.asdict(knobs), "version": spec.version}
     done = _resumable(partial, key)
-    if folder.exists() and any(p.name != partial.name for p in folder.iterdir()) and not overwrite:
-        raise InputError(f"{folder} already exists; pass --overwrite to replace it")
-    if folder.exists() and overwrite:
-        for p in folder.iterdir():
-            if p.name != partial.name and p.is_file():
-                p.unlink()
     if done is None:
         folder.mkdir(parents=True, exist_ok=True)
         write_jsonl(partial, [{"resume_key": key}])
         done = []
-    for record in generate_records(task, length, samples=samples, seed=seed, tokenizer=tokenizer, params=params,
-                                   start=len(done), progress=progress):
+    for record in _records(spec, target, tok, knobs, samples=samples, seed=seed, start=len(done), progress=progress):
         append_jsonl(partial, record)
         done.append(record)
     done = done[:samples]
@@ -82,6 +92,9 @@ def write_task(
         write_parquet(final, done)
     else:
         write_jsonl(final, done)
+    for old in existing:
+        if old != final and old.is_file():
+            old.unlink()
     partial.unlink()
     return final
 

@@ -205,7 +205,8 @@ class RulerCwe(Task):
         low, high = lower_bound(target_tokens), target_tokens
         error = 0  # measured minus predicted tokens of the last full count (0 for additive tokenizers)
         for _ in range(8):
-            chosen, predicted = _choose_rare(tokenizer, words, candidates, fixed, k * fc, fr, low - error, high - error)
+            chosen, predicted = _choose_rare(tokenizer, words, candidates, fixed, k * fc, fr,
+                                             low - error, high - error)
             entries = [pool[i] for i in common] * fc + [pool[i] for i in chosen] * fr
             entries = [entries[i] for i in rng.permutation(len(entries))]
             lines = [("" if i == 1 else "\n") + f"{i}. {w}" for i, w in enumerate(entries, 1)]

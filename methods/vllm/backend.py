@@ -64,6 +64,16 @@ def make_backend(native: type, paged_kv: Callable, name: str | None = None) -> t
             if self.sftasks and self.reorder_batch_threshold is None:
                 self.reorder_batch_threshold = 1  # decodes first, so the native kernel can take them as a prefix
 
+        @classmethod
+        def get_cudagraph_support(cls, vllm_config, kv_cache_spec):
+            # The routing is Python that reads the batch on the host: no full CUDA graphs over attention
+            # (piecewise graphs of the rest of the model still apply).
+            if spec_from_config(vllm_config) is not None:
+                from vllm.v1.attention.backend import AttentionCGSupport
+
+                return AttentionCGSupport.NEVER
+            return super().get_cudagraph_support(vllm_config, kv_cache_spec)
+
         def build(self, common_prefix_len, common_attn_metadata, fast_build=False):
             metadata = super().build(common_prefix_len, common_attn_metadata, fast_build)
             if self.sftasks and RUNTIME.method is not None:
