@@ -244,6 +244,8 @@ def quest_decode(q: torch.Tensor, cache, token_budget: int, page_size: int, shar
     check_head_dim(D)
     dev = q.device
     group = Hq // Hkv
+    if not (cache.k_pages.is_contiguous() and cache.v_pages.is_contiguous()):
+        raise InputError("quest_decode needs contiguous k_pages/v_pages [num_pages, page_size, Hkv, D]")
     k_rows = cache.k_pages.view(num_pages * cache_page, Hkv, D)
     v_rows = cache.v_pages.view(num_pages * cache_page, Hkv, D)
     table = cache.page_table.to(device=dev, dtype=torch.int32).contiguous()

@@ -102,6 +102,17 @@ def test_last_query_scores_and_estimate_equal_reference(gen, T, Hq, Hkv, D, last
         assert torch.equal(g.sort(-1).values, w.sort(-1).values), f"seed {gen.initial_seed()}"
 
 
+def test_head_major_layouts_as_transformers_passes_them(gen):
+    """q/k/v as views of [H, T, D] tensors (what the transformers adapter hands over) give the same result."""
+    T, Hq, Hkv, D = 70, 4, 2, 64
+    q, k, v = (randn(gen, h, T, D).transpose(0, 1) for h in (Hq, Hkv, Hkv))
+    idx = torch.randint(-1, 5, (Hq, 5, 3), generator=gen)
+    assert_close(kernels.block_sparse_attention(q, k, v, idx, 16), ref_block_sparse(q, k, v, idx, 16), gen, 2e-3)
+    vertical, slash = torch.randint(0, T, (Hq, 5), generator=gen), torch.arange(20).expand(Hq, -1)
+    out = kernels.vertical_slash_attention(q, k, v, vertical, slash, block=16)
+    assert_close(out, ref_vertical_slash(q, k, v, vertical, slash), gen, 2e-3)
+
+
 def paged_cache(gen, lens, Hkv, D, cache_page, dtype):
     """A ragged batch scattered over shuffled physical pages (plus unused ones holding noise)."""
     pages = [-(-n // cache_page) for n in lens]

@@ -82,6 +82,7 @@ class Runtime:
         self.requests: dict[str, RequestState] = {}
         self.layout_checked = False
         self.idle = SparsityStats()  # where a method's stats go outside a request's hook call
+        self.per_row_decode = False  # set when the method's decode does not count one sequence per add
         self.mixed_steps = 0  # steps that held both prefills and decodes (a diagnostic for tests and logs)
 
     # ---- configuration -------------------------------------------------------------------------
@@ -90,6 +91,7 @@ class Runtime:
             return
         self.method = build_method(spec)
         self.method.stats = self.idle
+        self.per_row_decode = False
         self.spec = dict(spec)
         self.requests.clear()
         hooks = [h for h in ("prefill", "compress", "decode") if self.method.overrides(h)]
@@ -189,8 +191,7 @@ class Runtime:
                     self.prefill_row(r, step, index, q_all, key, value, output, method_prefill, compress)
             if method_decode and step.decode_rows:
                 k_pages, v_pages = impl.paged_kv(kv_cache)
-                for r in step.decode_rows:
-                    self.decode_row(r, step, index, q_all, k_pages, v_pages, output)
+                self.decode(step, index, q_all, k_pages, v_pages, output)
         finally:
             m.stats = self.idle
         return output
@@ -211,15 +212,47 @@ class Runtime:
                 state.kv_bytes += k.shape[1] * (e - s) * per_token
                 state.kv_saved += (k.shape[1] * (e - s) - sum(len(t) for t in kept)) * per_token
 
+    def decode(self, step, index, q_all, k_pages, v_pages, output) -> None:
+        """All decode rows in one call of the method (one kernel launch on GPU). Each row's counts go to
+        its request, which needs one `stats.add` per sequence, in order (as the built-in methods do);
+        a method that counts otherwise is called one sequence at a time from then on."""
+        rows = step.decode_rows
+        if not self.per_row_decode:
+            recorder = _Recorder()
+            self.method.stats = recorder
+            tokens = torch.tensor([step.starts[r] for r in rows], device=q_all.device)
+            cache = KVCache(k_pages, v_pages, step.block_table[rows], step.seq_lens_t[rows])
+            kept = {(b, index): self.kept_tokens(step, r, index) for b, r in enumerate(rows)}
+            cache.kept = {key: value for key, value in kept.items() if value is not None} or None
+            out = self.method.decode(q_all[tokens], cache, index)
+            if len(recorder.calls) == len(rows):
+                output[tokens] = out
+                for r, call in zip(rows, recorder.calls):
+                    self.requests.setdefault(step.keys[r], RequestState()).stats.add(*call)
+                return
+            self.per_row_decode = True
+            logger.info("sftasks: %s counts decode sparsity per batch, not per sequence; decoding one sequence "
+                        "at a time so that each request gets its own counts", self.method.name)
+        for r in rows:
+            self.decode_row(r, step, index, q_all, k_pages, v_pages, output)
+
+    def kept_tokens(self, step, r, index) -> list[torch.Tensor] | None:
+        """Per KV head, the tokens row r may read: its compressed prompt plus every token generated since."""
+        state = self.requests.get(step.keys[r])
+        kept = state.kept.get(index) if state is not None else None
+        if kept is None:
+            return None
+        new = torch.arange(state.prompt_len, step.seq_lens[r], device=kept[0].device)
+        return [torch.cat([t, new]) for t in kept]
+
     def decode_row(self, r, step, index, q_all, k_pages, v_pages, output) -> None:
         state = self.requests.setdefault(step.keys[r], RequestState())
         self.method.stats = state.stats
         s = step.starts[r]
         cache = KVCache(k_pages, v_pages, step.block_table[r : r + 1], step.seq_lens_t[r : r + 1])
-        kept = state.kept.get(index)
-        if kept is not None:  # the compressed prompt plus every token generated since
-            new = torch.arange(state.prompt_len, step.seq_lens[r], device=kept[0].device)
-            cache.kept = {(0, index): [torch.cat([t, new]) for t in kept]}
+        kept = self.kept_tokens(step, r, index)
+        if kept is not None:
+            cache.kept = {(0, index): kept}
         output[s : s + 1] = self.method.decode(q_all[s : s + 1], cache, index)
 
     def layer_index(self, impl, layer) -> int:
@@ -271,6 +304,17 @@ class Runtime:
             live = set(getattr(getattr(self.runner, "input_batch", None), "req_ids", None) or [])
             self.requests = {k: v for k, v in self.requests.items() if k in live}
         return {"rank": get_tensor_model_parallel_rank(), "requests": out}
+
+
+class _Recorder(SparsityStats):
+    """Stats that keep each `add` call apart, so a packed decode's counts can go back to their rows."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[tuple] = []
+
+    def add(self, hook, layer, computed, possible) -> None:
+        self.calls.append((hook, layer, computed, possible))
 
 
 RUNTIME = Runtime()
