@@ -12,9 +12,12 @@ import math
 import os
 
 import pytest
+import torch
 import vllm
 from test_vllm_tiny_model import build_tiny_qwen2
 
+from sftasks.methods.base import Method
+from sftasks.methods.reference import masked_attention
 from sftasks.methods.registry import get_method, method_names
 
 BLOCK = 32  # vLLM's cache block size here (the CPU kernels need multiples of 32)
@@ -164,6 +167,9 @@ def test_small_budget_reports_the_predicted_sparsity(llm, name, case):
     prompts = [prompt(n) for n in LENGTHS]
     dense, _ = run(llm, "dense", {}, prompts, greedy(logprobs=True))
     outs, sparsity = run(llm, name, params, prompts, greedy(logprobs=True))
+    from sftasks.methods.vllm.runtime import RUNTIME
+
+    assert not RUNTIME.per_row_decode  # built-in methods count per sequence: decode rows go in one call
     for n, out, ref, stats in zip(LENGTHS, outs, dense, sparsity):
         for hook, value in expected(n).items():
             assert stats[hook]["overall"] == pytest.approx(value, abs=1e-9), (n, hook)
@@ -222,6 +228,37 @@ def test_requests_join_and_finish_at_different_steps(llm, name):
         for hook in st:
             assert st[hook]["per_head"] == pytest.approx(alone_stats[0][hook]["per_head"], abs=1e-12), hook
         assert st[PRIMARY[name]]["overall"] > 0.5
+
+
+class LastTokensDecode(Method):
+    """Test-only method outside the registry: decode reads the newest 16 tokens, and counts once per
+    call (per batch), which the adapter must notice to still report each request's own sparsity."""
+
+    name = "test_last_tokens"
+
+    def decode(self, q, cache, layer):
+        outs, reads, total = [], 0, 0
+        for b in range(q.shape[0]):
+            k, v = cache.sequence(b)
+            mask = torch.zeros(q.shape[1], 1, k.shape[0], dtype=torch.bool)
+            mask[..., -16:] = True
+            outs.append(masked_attention(q[b : b + 1], k, v, mask)[0])
+            reads, total = reads + min(16, k.shape[0]), total + k.shape[0]
+        heads = q.shape[1]
+        self.stats.add("decode", layer, torch.full((heads,), float(reads)), torch.full((heads,), float(total)))
+        return torch.stack(outs)
+
+
+def test_user_method_counting_per_batch_still_gets_per_request_sparsity(llm):
+    llm.set_method(LastTokensDecode())
+    assert llm.sftasks_spec["class"] == "test_vllm_adapter:LastTokensDecode"
+    outs = llm.generate([prompt(n) for n in LENGTHS], greedy(), use_tqdm=False)
+    from sftasks.methods.vllm.runtime import RUNTIME
+
+    assert RUNTIME.per_row_decode  # one count per batch: the adapter fell back to one sequence per call
+    for n, stats in zip(LENGTHS, llm.sparsity(outs)):
+        reads = sum(min(16, m) for m in decode_lengths(n))
+        assert stats["decode"]["overall"] == pytest.approx(1 - reads / sum(decode_lengths(n)), abs=1e-12)
 
 
 def test_tensor_parallel_2_matches_one_rank(llm, model):

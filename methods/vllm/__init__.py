@@ -46,4 +46,5 @@ def __getattr__(name: str):
         return getattr(llm, name)
     raise AttributeError(name)
 
+
 __all__ = ["LLM", "VLLMBackend", "SUPPORTED_VLLM", "check_vllm_version"]

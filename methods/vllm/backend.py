@@ -13,6 +13,8 @@ from typing import Any, Callable
 
 import torch
 
+from sftasks.errors import InputError
+
 from .runtime import RUNTIME, spec_from_config
 
 
@@ -86,9 +88,14 @@ def make_backend(native: type, paged_kv: Callable, name: str | None = None) -> t
         def get_impl_cls():
             from vllm.config import get_current_vllm_config
 
-            spec = spec_from_config(get_current_vllm_config())
+            config = get_current_vllm_config()
+            spec = spec_from_config(config)
             if spec is None:
                 return native_impl
+            if config.scheduler_config.enable_chunked_prefill or config.cache_config.enable_prefix_caching:
+                raise InputError("sftasks methods need whole prompts: build the engine with "
+                                 "sftasks.methods.vllm.LLM, or pass enable_chunked_prefill=False and "
+                                 "enable_prefix_caching=False")
             RUNTIME.configure(spec)
             return Impl
 

@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 from importlib.metadata import entry_points
 from typing import Any
@@ -21,8 +20,6 @@ from sftasks.errors import Error, InputError
 
 from ..base import Method, SparsityStats
 from .runtime import CONFIG_KEY
-
-logger = logging.getLogger("sftasks.vllm")
 
 WORKER_EXTENSION = "sftasks.methods.vllm.worker.SFTasksWorker"
 PLUGIN_NAME = "sftasks"
@@ -66,8 +63,7 @@ def engine_kwargs(spec: dict, kwargs: dict[str, Any]) -> dict[str, Any]:
         if kwargs.get(flag):
             raise InputError(f"{flag}=True cannot be used with sftasks methods: a method must see each prompt "
                              f"whole, from its first token; leave {flag} out")
-        kwargs[flag] = False
-    logger.info("sftasks: chunked prefill and prefix caching are off, so that methods see each prompt whole")
+        kwargs[flag] = False  # the workers log why (runtime.Runtime.configure)
     if kwargs.get("worker_extension_cls") not in (None, "", WORKER_EXTENSION):
         raise InputError("worker_extension_cls is taken by the sftasks adapter; leave it out")
     kwargs["worker_extension_cls"] = WORKER_EXTENSION

@@ -7,8 +7,8 @@ for that request, and counts for the hooks that took vLLM's native dense path.
 
 Per engine step the metadata builder calls `plan` once (CPU bookkeeping shared by all layers); each
 layer's impl calls `forward`, which runs the native kernel on the rows the method leaves dense and
-the method's hooks on the rest, one sequence at a time (the hooks' reference code loops over
-sequences anyway, and per-request stats need the split).
+the method's hooks on the rest: prefill and compression one sequence at a time (the interface is per
+sequence), decode for all decode rows of the step in one call (a packed batch over vLLM's paged cache).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from sftasks.errors import Error, InputError
 
 from ..base import KVCache, Method, SparsityStats
 
-logger = logging.getLogger("sftasks.vllm")
+logger = logging.getLogger("vllm.sftasks")  # under vLLM's logger: printed with its own INFO lines
 
 CONFIG_KEY = "sftasks"  # vLLM additional_config key: {"method": name, "params": {...}, "class": "mod:Cls"?}
 
@@ -95,7 +95,8 @@ class Runtime:
         self.spec = dict(spec)
         self.requests.clear()
         hooks = [h for h in ("prefill", "compress", "decode") if self.method.overrides(h)]
-        logger.info("sftasks: method %s (hooks: %s) attached to vLLM attention", self.method.name,
+        logger.info("sftasks: method %s (hooks: %s) attached to vLLM attention; chunked prefill and prefix caching "
+                    "are off so that methods see each prompt whole, from its first token", self.method.name,
                     ", ".join(hooks) or "none, native dense path")
 
     def hooks(self) -> tuple[bool, bool, bool]:
