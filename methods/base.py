@@ -11,14 +11,13 @@ Engine adapters (transformers, vLLM) call these hooks; methods know nothing of e
 from __future__ import annotations
 
 import dataclasses
-import types
-import typing
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
 
 from sftasks.errors import InputError
+from sftasks.knobs import make_config
 
 
 @dataclass
@@ -148,14 +147,7 @@ class Method:
 
     def __init__(self, config: Any = None, **params: Any):
         if config is None:
-            names = {f.name for f in dataclasses.fields(self.Config)}
-            unknown = sorted(set(params) - names)
-            if unknown:
-                raise InputError(
-                    f"unknown parameter {unknown[0]!r} for method {self.name}; known: {', '.join(sorted(names)) or 'none'}"
-                )
-            kinds = _field_types(self.Config)
-            config = self.Config(**{k: _coerce(self.name, k, v, kinds[k]) for k, v in params.items()})
+            config = make_config(self.Config, f"method {self.name}", params)
         self.config = config
         self.validate()
         self.stats = SparsityStats()
@@ -209,40 +201,3 @@ def check_positive(method: str, **knobs: int) -> None:
     for key, value in knobs.items():
         if value < 1:
             raise InputError(f"{method} {key} must be a positive integer, got {value}")
-
-
-def _field_types(config_cls: type) -> dict[str, Any]:
-    """Field name -> type; falls back to the default's type where an annotation cannot be resolved."""
-    try:
-        return typing.get_type_hints(config_cls)
-    except Exception:  # e.g. a config declared in a function, annotated with a local name
-        return {f.name: type(f.default) for f in dataclasses.fields(config_cls)}
-
-
-def _coerce(method: str, key: str, value: Any, kind: Any) -> Any:
-    """A knob value (a string from the CLI, or a Python value) as the field's type, or InputError."""
-    optional = typing.get_origin(kind) in (typing.Union, types.UnionType) and type(None) in typing.get_args(kind)
-    if optional:
-        if value is None or (isinstance(value, str) and value.lower() in ("none", "null", "")):
-            return None
-        kind = next(a for a in typing.get_args(kind) if a is not type(None))
-    bad = InputError(f"parameter {key} of method {method} must be {getattr(kind, '__name__', kind)}, got {value!r}")
-    if isinstance(value, str) and kind is not str:
-        text = value.strip().lower()
-        if kind is bool:
-            if text not in ("true", "false", "1", "0", "yes", "no"):
-                raise bad
-            return text in ("true", "1", "yes")
-        try:
-            value = float(text) if kind is float else int(text) if kind is int else kind(value)
-        except (TypeError, ValueError):
-            raise bad from None
-    if kind is bool and not isinstance(value, bool):
-        raise bad
-    if kind in (int, float) and (isinstance(value, bool) or not isinstance(value, (int, float))):
-        raise bad
-    if kind is int and isinstance(value, float):
-        if not value.is_integer():
-            raise bad
-        value = int(value)
-    return float(value) if kind is float else value

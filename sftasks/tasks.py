@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from .errors import InputError, LengthError
+from .knobs import make_config
 from .lengths import format_length
 from .records import Sample
 from .tokenizers import Tokenizer
@@ -36,13 +37,7 @@ class Task(ABC):
 
     def make_params(self, overrides: dict[str, Any] | None = None):
         """Defaults updated with `overrides` (strings are converted to the knob's type), validated."""
-        fields = {f.name: f for f in dataclasses.fields(self.Params)}
-        values = {}
-        for key, value in (overrides or {}).items():
-            if key not in fields:
-                raise InputError(f"unknown parameter {key!r} for task {self.name}; known: {', '.join(fields)}")
-            values[key] = _coerce(self.name, key, value, fields[key])
-        params = self.Params(**values)
+        params = make_config(self.Params, f"task {self.name}", overrides)
         self.validate(params)
         return params
 
@@ -78,26 +73,6 @@ class Task(ABC):
 
 def _round_up_k(tokens: int) -> str:
     return f"{-(-tokens // 1024)}k"
-
-
-def _coerce(task: str, key: str, value: Any, field: dataclasses.Field):
-    kind = field.type if isinstance(field.type, type) else type(field.default)
-    if isinstance(value, str) and kind is not str:
-        try:
-            if kind is bool:
-                if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
-                    raise ValueError(value)
-                return value.lower() in ("true", "1", "yes")
-            return kind(value)
-        except (TypeError, ValueError):
-            raise InputError(f"parameter {key} of task {task} must be {kind.__name__}, got {value!r}") from None
-    if kind in (int, float) and (isinstance(value, bool) or not isinstance(value, (int, float))):
-        raise InputError(f"parameter {key} of task {task} must be {kind.__name__}, got {value!r}")
-    if kind is int and isinstance(value, float):
-        if not value.is_integer():
-            raise InputError(f"parameter {key} of task {task} must be int, got {value!r}")
-        value = int(value)
-    return value
 
 
 def register(cls: type[Task]) -> type[Task]:
