@@ -43,10 +43,13 @@ def _row_chunk(block_size: int) -> int:
 
 
 def block_sparse_pairs(block_index: torch.Tensor, seq_len: int, block_size: int) -> torch.Tensor:
-    """Causal (query, key) pairs computed per query head [Hq], counted from the index alone."""
+    """Causal (query, key) pairs computed per query head [Hq] (float64), counted from the index alone.
+
+    Runs where the index lives (no host copy of a GPU index: one small result crosses, not the lists).
+    """
     Hq, num_blocks, _ = block_index.shape
-    ids = block_index.long().cpu()
-    qb = torch.arange(num_blocks).view(1, -1, 1)
+    ids = block_index.long()
+    qb = torch.arange(num_blocks, device=ids.device).view(1, -1, 1)
     ids = torch.where((ids >= 0) & (ids <= qb), ids, -1).sort(dim=-1).values
     first = torch.ones_like(ids, dtype=torch.bool)
     first[..., 1:] = ids[..., 1:] != ids[..., :-1]
@@ -56,10 +59,14 @@ def block_sparse_pairs(block_index: torch.Tensor, seq_len: int, block_size: int)
     return torch.where(ids >= 0, pairs, 0.0).sum(dim=(1, 2))
 
 
-def build_block_index(q: torch.Tensor, k: torch.Tensor, block_size: int, top_blocks: int) -> torch.Tensor:
+def build_block_index(q: torch.Tensor, k: torch.Tensor, block_size: int, top_blocks: int,
+                      rows_per_chunk: int | None = None) -> torch.Tensor:
     """Top `top_blocks` key blocks per query block from mean-pooled q.k scores; first and diagonal forced.
 
     Returns [Hq, nb, min(top_blocks, nb)] sorted ascending, -1 where a query block has fewer causal blocks.
+    The [Hq, nb, nb] score matrix is built `rows_per_chunk` query blocks at a time (default: all at once
+    on the CPU, ~256 MB of scores per chunk on a GPU), each chunk only up to its last causal key block:
+    every query block's row of scores, and so its choice, is the same whatever the chunking.
     """
     T, Hq, D = q.shape
     nb = -(-T // block_size)
@@ -68,14 +75,21 @@ def build_block_index(q: torch.Tensor, k: torch.Tensor, block_size: int, top_blo
     counts[-1] = block_size - pad
     pool = lambda x: torch.nn.functional.pad(x.float(), (0, 0, 0, 0, 0, pad)).view(nb, block_size, -1, D).sum(1) / counts
     qp, kp = pool(q), expand_kv(pool(k), Hq)  # [nb, Hq, D]
-    scores = torch.einsum("mhd,nhd->hmn", qp, kp)
-    blocks = torch.arange(nb, device=q.device)
-    causal = blocks.view(-1, 1) >= blocks.view(1, -1)
-    forced = (blocks.view(-1, 1) == blocks.view(1, -1)) | (blocks.view(1, -1) == 0)
-    scores = scores.masked_fill(forced, float("inf")).masked_fill(~causal, float("-inf"))
-    top = scores.topk(min(top_blocks, nb), dim=-1)
-    index = torch.where(top.values == float("-inf"), -1, top.indices)
-    return index.sort(dim=-1).values
+    keep = min(top_blocks, nb)
+    if rows_per_chunk is None:
+        rows_per_chunk = nb if not q.is_cuda else max(1, (1 << 26) // (Hq * nb))
+    index = torch.empty(Hq, nb, keep, dtype=torch.long, device=q.device)
+    for start in range(0, nb, rows_per_chunk):
+        stop = min(start + rows_per_chunk, nb)
+        width = max(stop, keep)  # key blocks past `stop` are non-causal for every row of the chunk
+        scores = torch.einsum("mhd,nhd->hmn", qp[start:stop], kp[:width])
+        rows = torch.arange(start, stop, device=q.device).view(-1, 1)
+        cols = torch.arange(width, device=q.device).view(1, -1)
+        forced = (rows == cols) | (cols == 0)
+        scores = scores.masked_fill(forced, float("inf")).masked_fill(cols > rows, float("-inf"))
+        top = scores.topk(keep, dim=-1)
+        index[:, start:stop] = torch.where(top.values == float("-inf"), -1, top.indices).sort(dim=-1).values
+    return index
 
 
 @dataclass

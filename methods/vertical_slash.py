@@ -38,27 +38,29 @@ def vertical_slash_attention(
     return chunked_masked_attention(q, k, v, mask_rows)
 
 
-def _membership(index: torch.Tensor, size: int) -> torch.Tensor:
-    """[H, N] ids -> [H, size] bool, ignoring ids outside [0, size)."""
-    member = torch.zeros(index.shape[0], size + 1, dtype=torch.bool)
-    ids = index.long().cpu()
+def _membership(index: torch.Tensor, size: int, device: torch.device | str = "cpu") -> torch.Tensor:
+    """[H, N] ids -> [H, size] bool on `device`, ignoring ids outside [0, size)."""
+    member = torch.zeros(index.shape[0], size + 1, dtype=torch.bool, device=device)
+    ids = index.long().to(device)
     member.scatter_(1, torch.where((ids >= 0) & (ids < size), ids, size), True)
     return member[:, :size]
 
 
 def vertical_slash_pairs(vertical_idx: torch.Tensor, slash_offsets: torch.Tensor, seq_len: int) -> torch.Tensor:
-    """Causal pairs computed per query head [Hq], counted without building the mask.
+    """Causal pairs computed per query head [Hq] (float64), counted without building the mask, where the
+    indices live (all heads at once: no host round trip per head).
 
-    Column j covers T - j pairs, offset o covers T - o; a (column, offset) pair overlaps once when j + o < T.
+    Column j covers T - j pairs, offset o covers T - o; a (column, offset) pair overlaps once when
+    j + o < T, so column j overlaps the offsets below T - j: a prefix count of the offset bitmap.
     """
     T = seq_len
-    counts = []
-    for columns, offsets in zip(_membership(vertical_idx, T), _membership(slash_offsets, T)):
-        cols = columns.nonzero().flatten().double()
-        offs = offsets.nonzero().flatten()
-        overlap = torch.searchsorted(offs, T - cols.long(), right=False).double().sum()
-        counts.append((T - cols).sum() + (T - offs.double()).sum() - overlap)
-    return torch.stack(counts) if counts else torch.zeros(0, dtype=torch.float64)
+    device = vertical_idx.device
+    columns = _membership(vertical_idx, T, device)
+    offsets = _membership(slash_offsets, T, device)
+    covered = T - torch.arange(T, device=device)  # pairs of column j, or of offset o
+    below = offsets.long().cumsum(1).flip(1)  # [H, T]: at j, offsets o < T - j
+    pairs = (columns * covered).sum(1) + (offsets * covered).sum(1) - (columns * below).sum(1)
+    return pairs.double()
 
 
 def last_query_probs(q: torch.Tensor, k: torch.Tensor, last_q: int) -> torch.Tensor:
