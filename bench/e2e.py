@@ -137,7 +137,7 @@ def check(T: int) -> bool:
         report(f"{name} prefill vs reference", err < 1e-2, f"rel err {err:.2e}")
         gpu_pairs = method.stats.counts[("prefill", 0)][0]
         report(f"{name} pairs on GPU == CPU count", torch.equal(gpu_pairs, pairs) and
-               torch.equal(vertical_slash_pairs(*pattern, T), pairs), f"sparsity {method.stats.summary()['prefill']['overall']:.4f}")
+               torch.equal(vertical_slash_pairs(*pattern, T).cpu(), pairs), f"sparsity {method.stats.summary()['prefill']['overall']:.4f}")
     return all(results)
 
 
@@ -252,7 +252,8 @@ def main() -> None:
         args.lengths, args.stages, args.layers, args.check_length = "600", "600", 2, 300
     ok = True if args.no_check else check(args.check_length)
     stage_rows = [row for T in filter(None, args.stages.split(",")) for row in stages(parse_length(T))]
-    rows = end_to_end([parse_length(x) for x in filter(None, args.lengths.split(","))], args.layers, args.tiny)
+    lengths = [parse_length(x) for x in filter(None, args.lengths.split(","))]
+    rows = end_to_end(lengths, args.layers, args.tiny) if lengths else []
     name = torch.cuda.get_device_name() if DEVICE == "cuda" else "cpu"
     print(f"\ndevice: {name}  torch {torch.__version__}  checks {'passed' if ok else 'FAILED'}")
     if stage_rows:

@@ -371,3 +371,37 @@ def test_a_batch_as_one_page_per_sequence_or_as_small_pages_holds_the_same_token
         assert torch.equal(view.sequence(b)[0], k[b]) and torch.equal(paged.sequence(b)[1], v[b])
     quest = get_method("quest", token_budget=16, page_size=4)
     assert torch.equal(quest.decode(q, view, 0), quest.decode(q, paged, 0))
+
+
+@pytest.mark.parametrize("T,block_size,top", [(150, 8, 3), (97, 16, 64), (1, 4, 2)])
+def test_block_index_built_in_chunks_equals_one_shot(T, block_size, top):
+    """The GPU path builds the pooled scores a few query blocks at a time: the pattern must not change."""
+    q, k, _ = qkv(T, 6, 2, seed=T)
+    one_shot = build_block_index(q, k, block_size, top)
+    for rows in (1, 2, 5):
+        assert torch.equal(build_block_index(q, k, block_size, top, rows_per_chunk=rows), one_shot)
+
+
+def test_pair_counts_ignore_padding_and_duplicates():
+    from sftasks.methods.block_sparse import block_sparse_pairs
+    from sftasks.methods.vertical_slash import vertical_slash_pairs
+
+    T = 40
+    cols = torch.tensor([[0, 5, 5, -1], [3, -1, -1, 39]])
+    offs = torch.tensor([[0, 2, -1], [0, 1, 1]])
+    mask = torch.zeros(2, T, T, dtype=torch.bool)
+    for h in range(2):
+        for j in cols[h].tolist():
+            if j >= 0:
+                mask[h, :, j] = True
+        for o in offs[h].tolist():
+            for i in range(o, T) if o >= 0 else ():
+                mask[h, i, i - o] = True
+    assert vertical_slash_pairs(cols, offs, T).tolist() == (mask & causal(T)).sum((1, 2)).double().tolist()
+    index = torch.tensor([[[0, -1], [1, 1], [0, 5], [2, 0], [3, 1]]])  # T = 40: 5 blocks of 8; 5 is above block 2
+    mask = torch.zeros(1, T, T, dtype=torch.bool)
+    for qb in range(5):
+        for kb in index[0, qb].tolist():
+            if 0 <= kb <= qb:
+                mask[0, qb * 8 : (qb + 1) * 8, kb * 8 : (kb + 1) * 8] = True
+    assert block_sparse_pairs(index, T, 8).tolist() == (mask & causal(T)).sum((1, 2)).double().tolist()
