@@ -301,18 +301,6 @@ def test_source_option_refusals_are_one_line_exit_2(args, message, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-@pytest.fixture
-def offline_hf(tmp_path, monkeypatch):
-    import datasets
-
-    home = tmp_path / "hf_home"
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-    monkeypatch.setenv("HF_HOME", str(home))
-    monkeypatch.setenv("HF_DATASETS_CACHE", str(home / "datasets"))
-    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", home / "datasets")
-
-
 def test_publish_from_a_local_source_leaks_no_path_and_regenerates(tmp_path, monkeypatch, offline_hf):
     import datasets
 
