@@ -145,9 +145,12 @@ def _select_pages(Bounds, Chosen, num_pages, k, stride_bb, stride_bh, stride_cb,
         hi = tl.where(enough, hi, mid)
         count_hi = tl.where(enough, count_hi, count)
         halve = 1 - halve
-    above = key > lo.to(tl.int32)
-    ties = (key == lo.to(tl.int32)) & ok
-    take = above | (ties & (tl.cumsum(ties.to(tl.int32), 0) <= k - tl.sum(above.to(tl.int32), 0)))
+    if count_lo == k:  # the usual end: exactly k keys >= lo, no ties to break (one scan fewer)
+        take = key >= lo.to(tl.int32)
+    else:
+        above = key > lo.to(tl.int32)
+        ties = (key == lo.to(tl.int32)) & ok
+        take = above | (ties & (tl.cumsum(ties.to(tl.int32), 0) <= k - tl.sum(above.to(tl.int32), 0)))
     pos = tl.cumsum(take.to(tl.int32), 0) - 1
     tl.store(Chosen + b * stride_cb + h * stride_ch + pos, offs, mask=take)
 
