@@ -38,11 +38,7 @@ def register_scorer(task_name: str):
 
 def _load_builtin() -> None:
     for module in _SCORER_MODULES:
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise
+        importlib.import_module(module)
 
 
 def scorer_names() -> list[str]:

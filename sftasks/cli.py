@@ -28,13 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"sftasks {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name in COMMANDS:
-        try:
-            module = importlib.import_module(f"sftasks.commands.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"sftasks.commands.{name}":
-                continue
-            raise
-        module.add_parser(subparsers)
+        importlib.import_module(f"sftasks.commands.{name}").add_parser(subparsers)
     return parser
 
 

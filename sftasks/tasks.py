@@ -83,11 +83,7 @@ def register(cls: type[Task]) -> type[Task]:
 
 def _load_builtin() -> None:
     for module in _TASK_MODULES:
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise
+        importlib.import_module(module)
 
 
 def task_names() -> list[str]:
