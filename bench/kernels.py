@@ -93,23 +93,42 @@ def sweep(T: int) -> None:
     gen = torch.Generator(device="cuda").manual_seed(1)
     q = torch.randn(T, HQ, D, device="cuda", dtype=DTYPE)
     k, v = (torch.randn(T, HKV, D, device="cuda", dtype=DTYPE) for _ in range(2))
+    variants = {  # block-sparse knobs: defaults first, then key sub-tiles, pipeline depth and register caps
+        "default": {}, "block_n=64": {"block_n": 64}, "stages=3": {"num_stages": 3},
+        "block_n=64 stages=3": {"block_n": 64, "num_stages": 3},
+        "block_n=64 maxnreg=128": {"block_n": 64, "maxnreg": 128},
+        "block_n=64 maxnreg=128 stages=3": {"block_n": 64, "maxnreg": 128, "num_stages": 3},
+        "maxnreg=168": {"maxnreg": 168},
+    }
     for sparsity in (0.90, 0.95):
         idx = random_block_index(T, sparsity, gen)
-        for kv_major in (False, True):
-            for bn in (64, 128):
-                t = bench(lambda: kernels.block_sparse_attention(q, k, v, idx, BLOCK, block_n=bn, kv_major=kv_major))
-                print(f"sweep block-sparse T={T} {sparsity:.0%} kv_major={kv_major} block_n={bn}: {t:.2f} ms", flush=True)
-    # Quest: where the GPU time goes (one call, 128k, budget 4096)
+        for rep in range(2):  # twice: the spread between reps is the noise
+            for name, opts in variants.items():
+                t = bench(lambda: kernels.block_sparse_attention(q, k, v, idx, BLOCK, **opts))
+                print(f"sweep block-sparse T={T} {sparsity:.0%} {name} (rep {rep}): {t:.2f} ms", flush=True)
+    cols, slashes = vertical_slash_pattern(T, gen)
+    band = int(0.04 * T)
+    for name, (c, sl) in {"full pattern": (cols, slashes), "band only": (cols[:, :0], slashes[:, :band]),
+                          "band + clusters": (cols[:, :0], slashes), "band + columns": (cols, slashes[:, :band])}.items():
+        for opts in ({}, {"block_n": 64}, {"num_stages": 3}):
+            t = bench(lambda: kernels.vertical_slash_attention(q, k, v, c, sl, **opts))
+            print(f"sweep vertical-slash T={T} {name} {opts}: {t:.2f} ms", flush=True)
+    # Quest: knobs and where the GPU time goes (one call, budget 4096)
     pages = -(-T // 16)
     kp = torch.randn(pages, 16, HKV, D, device="cuda", dtype=DTYPE)
     cache = KVCache(kp, torch.randn_like(kp), torch.arange(pages, device="cuda", dtype=torch.int32).view(1, -1),
                     torch.tensor([T], device="cuda", dtype=torch.int32))
     qd = torch.randn(1, HQ, D, device="cuda", dtype=DTYPE)
     summ = QuestSummaries.empty(1, pages, HKV, D, DTYPE, "cuda")
-    for warps in (4, 8, 16):
-        t = do_bench_cudagraph(lambda: kernels.quest_decode(qd, cache, 4096, 16, True, summaries=summ, select_warps=warps),
-                               rep=200, return_mode="median")
-        print(f"sweep quest T={T} budget 4096 select_warps={warps}: {1e3 * t:.1f} us (graph)", flush=True)
+    quest_variants = [{}] + [{"select_warps": w} for w in (4, 16, 32)] + [
+        {"bounds_pages": p, "bounds_warps": w} for p in (32, 64, 128) for w in (4, 8) if (p, w) != (64, 4)] + [
+        {"pages_per_split": p, "attend_warps": w} for p in (4, 8, 16) for w in (4, 8) if (p, w) != (4, 4)] + [
+        {"pdl": True}, {"pdl": True, "pages_per_split": 8}, {"pdl": True, "bounds_pages": 32}]
+    for rep in range(2):
+        for opts in quest_variants:
+            t = do_bench_cudagraph(lambda: kernels.quest_decode(qd, cache, 4096, 16, True, summaries=summ, **opts),
+                                   rep=200, return_mode="median")
+            print(f"sweep quest T={T} budget 4096 {opts} (rep {rep}): {1e3 * t:.1f} us (graph)", flush=True)
     for _ in range(3):
         kernels.quest_decode(qd, cache, 4096, 16, True, summaries=summ)
     torch.cuda.synchronize()
@@ -127,9 +146,12 @@ def main() -> None:
     ap.add_argument("--out", default=None, help="also write the rows as JSON here")
     ap.add_argument("--no-flex", action="store_true")
     ap.add_argument("--sweep", action="store_true", help="first time kernel variants at the last length")
+    ap.add_argument("--sweep-only", action="store_true", help="time the variants and stop")
     args = ap.parse_args()
-    if args.sweep:
+    if args.sweep or args.sweep_only:
         sweep(parse_length(args.lengths.split(",")[-1] or "128k"))
+        if args.sweep_only:
+            return
     gen = torch.Generator(device="cuda").manual_seed(0)
     rows = []
 

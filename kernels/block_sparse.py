@@ -17,7 +17,7 @@ import triton.language as tl
 from sftasks.errors import InputError
 
 from ._checks import check_qkv
-from ._tile import LOG2E, attend_tile, finish
+from ._tile import LOG2E, attend_tile, finish, kv_major_program
 
 
 @triton.jit
@@ -65,12 +65,7 @@ def _block_sparse_fwd(
     KV_MAJOR: tl.constexpr,
 ):
     if KV_MAJOR:
-        # one KV head's programs run together (its K/V, not all heads', compete for L2); within it the
-        # GQA group's heads of one query block are neighbours, and the latest (heaviest) blocks go first
-        pid = tl.program_id(0)
-        per_kv = num_qblocks * GROUP
-        head = (pid // per_kv) * GROUP + pid % GROUP
-        qb = num_qblocks - 1 - (pid % per_kv) // GROUP
+        head, qb = kv_major_program(tl.program_id(0), num_qblocks, GROUP)
     else:
         head = tl.program_id(0)
         qb = num_qblocks - 1 - tl.program_id(1)  # heaviest (latest) query blocks first
@@ -154,7 +149,7 @@ def _tiles(block_size: int, head_dim: int) -> tuple[int, int]:
 
 def block_sparse_attention(q, k, v, block_index: torch.Tensor, block_size: int, *, num_warps: int | None = None,
                            num_stages: int | None = None, block_n: int | None = None, tma: bool = False,
-                           warp_specialize: bool = False, kv_major: bool = True,
+                           warp_specialize: bool = False, kv_major: bool = True, maxnreg: int | None = None,
                            out: torch.Tensor | None = None) -> torch.Tensor:
     """Causal GQA attention of q [T, Hq, D] over the key blocks listed per head and query block.
 
@@ -185,12 +180,13 @@ def block_sparse_attention(q, k, v, block_index: torch.Tensor, block_size: int, 
 
         kdesc, vdesc = (TensorDescriptor(x, [T, Hkv * D], [x.stride(0), 1], [bn, D]) for x in (k, v))
     grid = (Hq * nqb,) if kv_major else (Hq, nqb)
+    launch = {} if maxnreg is None else {"maxnreg": maxnreg}  # a register cap, e.g. for two programs per SM
     _block_sparse_fwd[grid](
         q, k, v, kdesc, vdesc, out, idx, count,
         T, D ** -0.5 * LOG2E, nqb, idx.shape[-1],
         q.stride(0), q.stride(1), k.stride(0), k.stride(1), v.stride(0), v.stride(1), out.stride(0), out.stride(1),
         BLOCK_SIZE=block_size, GROUP=Hq // Hkv, HEAD_DIM=D, BLOCK_M=block_m, BLOCK_N=bn, USE_TMA=tma,
         WARP_SPEC=warp_specialize, KV_MAJOR=kv_major,
-        num_warps=num_warps, num_stages=num_stages,
+        num_warps=num_warps, num_stages=num_stages, **launch,
     )
     return out

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import torch
 import triton
 import triton.language as tl
+from triton.language.extra.cuda import gdc_launch_dependents, gdc_wait
 
 from sftasks.errors import InputError
 
@@ -52,12 +53,23 @@ class QuestSummaries:
 
 
 @triton.jit
+def _after_previous_launch(PDL: tl.constexpr = False):
+    """With programmatic dependent launch (PDL), a kernel of the chain is launched while the one before
+    it still runs: wait here until that one's writes are visible, then let the next one launch. This
+    hides the launch gap between the four short kernels (each is latency-bound)."""
+    if PDL:
+        gdc_wait()
+        gdc_launch_dependents()
+
+
+@triton.jit
 def _page_bounds(Q, KPages, PageTable, SeqLens, Lo, Hi, Ready, Bounds,
                  max_pages, table_cols, stride_qb, stride_qh, stride_kr, stride_kh,
                  stride_sb, stride_sp, stride_sh, stride_bb, stride_bh,
                  NUM_KV: tl.constexpr, GROUP: tl.constexpr, SHARE: tl.constexpr, HEAD_DIM: tl.constexpr,
                  PAGE: tl.constexpr, CACHE_PAGE: tl.constexpr, ROWS: tl.constexpr, PAGES: tl.constexpr,
-                 IEEE: tl.constexpr):
+                 IEEE: tl.constexpr, PDL: tl.constexpr = False):
+    _after_previous_launch(PDL)
     b, kvh, pb = tl.program_id(0), tl.program_id(1), tl.program_id(2)
     n = tl.load(SeqLens + b)
     full = (n - 1) // PAGE  # pages before the newest one: all full
@@ -111,7 +123,8 @@ def _page_bounds(Q, KPages, PageTable, SeqLens, Lo, Hi, Ready, Bounds,
 
 
 @triton.jit
-def _select_pages(Bounds, Chosen, num_pages, k, stride_bb, stride_bh, stride_cb, stride_ch, N: tl.constexpr):
+def _select_pages(Bounds, Chosen, num_pages, k, stride_bb, stride_bh, stride_cb, stride_ch, N: tl.constexpr,
+                  PDL: tl.constexpr = False):
     """Exact top-k indices (unordered) of one row of bounds, without a sort.
 
     Searches a threshold on order-preserving int keys, from the row's min/max, stopping as soon as
@@ -120,6 +133,7 @@ def _select_pages(Bounds, Chosen, num_pages, k, stride_bb, stride_bh, stride_cb,
     ties at the k-th value are taken in page order. Each round is one block-wide count, and this chain
     of rounds is the kernel's latency.
     """
+    _after_previous_launch(PDL)
     b, h = tl.program_id(0), tl.program_id(1)
     offs = tl.arange(0, N)
     ok = offs < num_pages
@@ -160,8 +174,9 @@ def _attend_pages(Q, KPages, VPages, PageTable, SeqLens, Chosen, Acc, Ms, Ls,
                   qk_scale, num_chosen, per_split, table_cols,
                   stride_qb, stride_qh, stride_kr, stride_kh, stride_vr, stride_vh, stride_cb, stride_ch,
                   HEADS: tl.constexpr, GROUP: tl.constexpr, HEAD_DIM: tl.constexpr, PAGE: tl.constexpr,
-                  CACHE_PAGE: tl.constexpr, ROWS: tl.constexpr, BLOCK_N: tl.constexpr):
+                  CACHE_PAGE: tl.constexpr, ROWS: tl.constexpr, BLOCK_N: tl.constexpr, PDL: tl.constexpr = False):
     """One (sequence, page list, split): HEADS query heads (a GQA group, or one head) over its pages."""
+    _after_previous_launch(PDL)
     b, lst, split = tl.program_id(0), tl.program_id(1), tl.program_id(2)
     num_splits = tl.num_programs(2)
     n = tl.load(SeqLens + b)
@@ -205,7 +220,8 @@ def _attend_pages(Q, KPages, VPages, PageTable, SeqLens, Chosen, Acc, Ms, Ls,
 
 
 @triton.jit
-def _combine(Acc, Ms, Ls, Out, num_splits, HEAD_DIM: tl.constexpr, SPLITS: tl.constexpr):
+def _combine(Acc, Ms, Ls, Out, num_splits, HEAD_DIM: tl.constexpr, SPLITS: tl.constexpr, PDL: tl.constexpr = False):
+    _after_previous_launch(PDL)
     row = tl.program_id(0)  # b * Hq + h
     s = tl.arange(0, SPLITS)
     ok = s < num_splits
@@ -229,13 +245,14 @@ def _sm_count(device) -> int:
 
 def quest_decode(q: torch.Tensor, cache, token_budget: int, page_size: int, share_pages: bool = True, *,
                  summaries: QuestSummaries | None = None, splits: int | None = None, select_warps: int = 8,
-                 pages_per_split: int = 4,
-                 out: torch.Tensor | None = None) -> torch.Tensor:
+                 pages_per_split: int = 4, bounds_pages: int = 64, bounds_warps: int = 4, attend_warps: int = 4,
+                 pdl: bool = False, out: torch.Tensor | None = None) -> torch.Tensor:
     """One new token per sequence: q [B, Hq, D] over the pages Quest picks -> [B, Hq, D].
 
     Per sequence: the newest page plus the `token_budget // page_size - 1` past pages with the largest
     bound (summed over a GQA group with share_pages); everything when the sequence has no more pages
     than the budget. Pass the same `summaries` on every step to update page summaries in place.
+    The other keyword options are tuning knobs (bench/RESULTS.md says which paid).
     """
     B, Hq, D = q.shape
     num_pages, cache_page, Hkv, Dk = cache.k_pages.shape
@@ -263,19 +280,20 @@ def quest_decode(q: torch.Tensor, cache, token_budget: int, page_size: int, shar
     if group > rows:
         raise InputError(f"GQA groups of more than {rows} query heads are not supported by the kernel")
     bounds = torch.empty(B, lists, max_pages, device=dev, dtype=torch.float32)
-    per_prog = 64
-    _page_bounds[(B, Hkv, triton.cdiv(max_pages, per_prog))](
+    pdl = pdl and q.is_cuda and torch.cuda.get_device_capability(dev)[0] >= 9  # Hopper and later
+    launch = {"PDL": pdl, **({"launch_pdl": True} if pdl else {})}
+    _page_bounds[(B, Hkv, triton.cdiv(max_pages, bounds_pages))](
         q, k_rows, table, seq_lens, summaries.lo, summaries.hi, summaries.ready, bounds,
         max_pages, table.shape[1], q.stride(0), q.stride(1), k_rows.stride(0), k_rows.stride(1),
         summaries.lo.stride(0), summaries.lo.stride(1), summaries.lo.stride(2), bounds.stride(0), bounds.stride(1),
-        NUM_KV=Hkv, GROUP=group, SHARE=share_pages, HEAD_DIM=D, PAGE=page_size, CACHE_PAGE=cache_page, ROWS=rows, PAGES=per_prog,
-        IEEE=q.dtype == torch.float32, num_warps=4,
+        NUM_KV=Hkv, GROUP=group, SHARE=share_pages, HEAD_DIM=D, PAGE=page_size, CACHE_PAGE=cache_page, ROWS=rows, PAGES=bounds_pages,
+        IEEE=q.dtype == torch.float32, num_warps=bounds_warps, **launch,
     )
     k = min(token_budget // page_size - 1, max_pages)
     if max_pages <= SELECT_MAX_PAGES:
         chosen = torch.empty(B, lists, k, device=dev, dtype=torch.int32)
         _select_pages[(B, lists)](bounds, chosen, max_pages, k, bounds.stride(0), bounds.stride(1), chosen.stride(0),
-                                  chosen.stride(1), N=triton.next_power_of_2(max_pages), num_warps=select_warps)
+                                  chosen.stride(1), N=triton.next_power_of_2(max_pages), num_warps=select_warps, **launch)
     else:
         chosen = bounds.topk(k, dim=-1, sorted=False).indices.to(torch.int32)
     if splits is None:
@@ -294,8 +312,8 @@ def quest_decode(q: torch.Tensor, cache, token_budget: int, page_size: int, shar
         q.stride(0), q.stride(1), k_rows.stride(0), k_rows.stride(1), v_rows.stride(0), v_rows.stride(1),
         chosen.stride(0), chosen.stride(1),
         HEADS=heads, GROUP=group, HEAD_DIM=D, PAGE=page_size, CACHE_PAGE=cache_page, ROWS=rows, BLOCK_N=block_n,
-        num_warps=4,
+        num_warps=attend_warps, **launch,
     )
     out = torch.empty_like(q) if out is None else out
-    _combine[(B * Hq,)](acc, ms, ls, out, splits, HEAD_DIM=D, SPLITS=triton.next_power_of_2(splits))
+    _combine[(B * Hq,)](acc, ms, ls, out, splits, HEAD_DIM=D, SPLITS=triton.next_power_of_2(splits), **launch)
     return out

@@ -5,14 +5,17 @@ Exact semantics: query i attends key j <= i when j is a vertical column or i - j
 Work lists are built on the GPU with a handful of torch ops and no host round trip. The key idea:
 with query and key tiles of the same size B, the slash offsets that can touch tile (query block qb,
 key block kb) lie in ((m-1)B, (m+1)B) for m = qb - kb, a window that depends on m alone. So one
-sorted list of "covered" distances m per head replaces MInference's per-block offset lists (and its
+sorted lists of "covered" distances m per head replace MInference's per-block offset lists (and its
 compiled CUDA index builder). Per query block the kernel then
-  1. walks the covered key tiles qb - m (m ascending, m <= qb), BLOCK_N keys at a time, with an exact element mask
-     (slash bitmap looked up at i - j, OR the vertical bitmap at j); tiles whose whole offset window is
-     set ("full" tiles, typical of a dense local band) skip the lookup;
-  2. attends to the vertical columns that lie outside covered tiles, BLOCK_N at a time, with a causal
+  1. walks the "whole" key tiles qb - m (m ascending, m <= qb) whose entire offset window is set (typical
+     of a dense local band): no mask, the block-sparse kernel's inner loop;
+  2. walks the other covered tiles (and the diagonal one) with an exact element mask (slash bitmap
+     looked up at i - j, OR the vertical bitmap at j); the two kinds are separate loops so that neither
+     has a branch in its body (a branch there stops Triton from pipelining the loads);
+  3. attends to the vertical columns that lie outside covered tiles, BLOCK_N at a time, with a causal
      mask, from per-head copies of their K/V rows made once per call (a gather inside the loop would
      stall the software pipeline on the dependent index load).
+The grid runs one KV head's programs together, as the block-sparse kernel does.
 """
 
 from __future__ import annotations
@@ -24,18 +27,45 @@ import triton.language as tl
 from sftasks.errors import InputError
 
 from ._checks import check_qkv
-from ._tile import LOG2E, attend_tile, finish
+from ._tile import LOG2E, attend_tile, finish, kv_major_program
+
+
+@triton.jit
+def _slash_tiles(acc, m_i, l_i, q, ms, count, qb, rows, row_ok, k_base, v_base, slash, vert, offs_n, T, qk_scale,
+                 stride_kt, stride_vt, BLOCK: tl.constexpr, BLOCK_N: tl.constexpr, MODE: tl.constexpr):
+    """The key tiles qb - ms[t], t < count. MODE 0: whole tiles before the query block (no mask at all);
+    1: causal and bounds mask only (whole tiles of the ragged last block); 2: exact element mask (slash
+    bitmap looked up at i - j, OR the vertical bitmap at j). One mode per loop, so no branch in the
+    loop body stops the compiler from pipelining the loads."""
+    for t in range(0, count):
+        m = tl.load(ms + t)
+        for n0 in tl.static_range(0, BLOCK, BLOCK_N):
+            keys = (qb - m).to(tl.int64) * BLOCK + n0 + offs_n
+            if MODE == 0:
+                k = tl.load(k_base + keys[None, :] * stride_kt)
+                v = tl.load(v_base + keys[:, None] * stride_vt)
+                acc, m_i, l_i = attend_tile(acc, m_i, l_i, q, k, v, qk_scale, 0, False)
+            else:
+                key_ok = keys < T
+                k = tl.load(k_base + keys[None, :] * stride_kt, mask=key_ok[None, :], other=0.0)
+                v = tl.load(v_base + keys[:, None] * stride_vt, mask=key_ok[:, None], other=0.0)
+                mask = (keys[None, :] <= rows[:, None]) & row_ok[:, None]
+                if MODE == 2:
+                    on_slash = tl.load(slash + rows[:, None] - keys[None, :], mask=mask, other=0) != 0
+                    on_vert = tl.load(vert + keys, mask=key_ok, other=0) != 0
+                    mask = mask & (on_slash | on_vert[None, :])
+                acc, m_i, l_i = attend_tile(acc, m_i, l_i, q, k, v, qk_scale, mask, True)
+    return acc, m_i, l_i
 
 
 @triton.jit
 def _vertical_slash_fwd(
-    Q, K, V, Out, SlashBits, VertBits, Cover, Full, MList, MCount, Cols, ColCount, VertK, VertV,
+    Q, K, V, Out, SlashBits, VertBits, Cover, FullList, FullCount, PartList, PartCount, Cols, ColCount, VertK, VertV,
     T, qk_scale, num_blocks, num_cols,
     stride_qt, stride_qh, stride_kt, stride_kh, stride_vt, stride_vh, stride_ot, stride_oh,
     GROUP: tl.constexpr, HEAD_DIM: tl.constexpr, BLOCK: tl.constexpr, BLOCK_N: tl.constexpr,
 ):
-    head = tl.program_id(0)
-    qb = num_blocks - 1 - tl.program_id(1)
+    head, qb = kv_major_program(tl.program_id(0), num_blocks, GROUP)
     kvh = head // GROUP
     offs_m = tl.arange(0, BLOCK)
     offs_n = tl.arange(0, BLOCK_N)
@@ -47,42 +77,33 @@ def _vertical_slash_fwd(
     v_base = V + kvh * stride_vh + offs_d[None, :]
     slash = SlashBits + head.to(tl.int64) * T
     vert = VertBits + head.to(tl.int64) * T
+    lists = head * num_blocks
 
     acc = tl.zeros([BLOCK, HEAD_DIM], dtype=tl.float32)
     m_i = tl.full([BLOCK], float("-inf"), dtype=tl.float32)
     l_i = tl.zeros([BLOCK], dtype=tl.float32)
 
-    # 1. key tiles touched by slashes (distance m from the diagonal tile, m <= qb), BLOCK_N keys at a time
-    n_tiles = tl.load(MCount + head * num_blocks + qb)
-    inside = (qb + 1) * BLOCK <= T
-    for t in range(0, n_tiles):
-        m = tl.load(MList + head * num_blocks + t)
-        full = tl.load(Full + head * num_blocks + m) != 0
-        for n0 in tl.static_range(0, BLOCK, BLOCK_N):
-            keys = (qb - m).to(tl.int64) * BLOCK + n0 + offs_n
-            if full & (m > 0) & inside:  # a dense band tile: no mask at all
-                k = tl.load(k_base + keys[None, :] * stride_kt)
-                v = tl.load(v_base + keys[:, None] * stride_vt)
-                acc, m_i, l_i = attend_tile(acc, m_i, l_i, q, k, v, qk_scale, 0, False)
-            else:
-                key_ok = keys < T
-                k = tl.load(k_base + keys[None, :] * stride_kt, mask=key_ok[None, :], other=0.0)
-                v = tl.load(v_base + keys[:, None] * stride_vt, mask=key_ok[:, None], other=0.0)
-                mask = (keys[None, :] <= rows[:, None]) & row_ok[:, None]
-                if not full:
-                    on_slash = tl.load(slash + rows[:, None] - keys[None, :], mask=mask, other=0) != 0
-                    on_vert = tl.load(vert + keys, mask=key_ok, other=0) != 0
-                    mask = mask & (on_slash | on_vert[None, :])
-                acc, m_i, l_i = attend_tile(acc, m_i, l_i, q, k, v, qk_scale, mask, True)
+    # 1. key tiles wholly inside the slashes (a dense local band): no mask, unless the block is the ragged last one
+    n_full = tl.load(FullCount + lists + qb)
+    if (qb + 1) * BLOCK <= T:
+        acc, m_i, l_i = _slash_tiles(acc, m_i, l_i, q, FullList + lists, n_full, qb, rows, row_ok, k_base, v_base, slash,
+                                     vert, offs_n, T, qk_scale, stride_kt, stride_vt, BLOCK, BLOCK_N, 0)
+    else:
+        acc, m_i, l_i = _slash_tiles(acc, m_i, l_i, q, FullList + lists, n_full, qb, rows, row_ok, k_base, v_base, slash,
+                                     vert, offs_n, T, qk_scale, stride_kt, stride_vt, BLOCK, BLOCK_N, 1)
+    # 2. key tiles partly on slashes (and the diagonal tile): exact element mask
+    n_part = tl.load(PartCount + lists + qb)
+    acc, m_i, l_i = _slash_tiles(acc, m_i, l_i, q, PartList + lists, n_part, qb, rows, row_ok, k_base, v_base, slash,
+                                 vert, offs_n, T, qk_scale, stride_kt, stride_vt, BLOCK, BLOCK_N, 2)
 
-    # 2. vertical columns outside the covered tiles (sorted, so the first n_cols are <= the block's end),
+    # 3. vertical columns outside the covered tiles (sorted, so the first n_cols are <= the block's end),
     #    read from the per-head copies of their K/V rows: contiguous tiles, no dependent gathers
-    n_cols = tl.load(ColCount + head * num_blocks + qb)
+    n_cols = tl.load(ColCount + lists + qb)
     cols_ptr = Cols + head * num_cols
     for c0 in range(0, n_cols, BLOCK_N):
         slot = c0 + offs_n
         cols = tl.load(cols_ptr + slot).to(tl.int64)
-        covered = tl.load(Cover + head * num_blocks + qb - tl.minimum(cols, T - 1) // BLOCK) != 0
+        covered = tl.load(Cover + lists + qb - tl.minimum(cols, T - 1) // BLOCK) != 0
         col_ok = (slot < n_cols) & ~covered
         rows_kv = (head * num_cols + slot).to(tl.int64)
         k = tl.load(VertK + rows_kv[None, :] * HEAD_DIM + offs_d[:, None])
@@ -122,9 +143,15 @@ def build_work_lists(vertical_idx: torch.Tensor, slash_offsets: torch.Tensor, T:
     full = all_all[:, :nb].clone()
     full[:, 1:] &= all_tail[:, : nb - 1]
     m = torch.arange(nb, device=dev, dtype=torch.int32).expand(H, nb)
-    mlist = torch.where(cover.bool(), m, nb).sort(dim=-1).values.to(torch.int32)
     qb = torch.arange(nb, device=dev, dtype=torch.int32).expand(H, nb).contiguous()
-    mcount = torch.searchsorted(mlist, qb, right=True).to(torch.int32)
+    whole = full.bool() & (m > 0)  # off-diagonal and every offset of its window set: no mask needed
+
+    def ascending(keep):  # sorted distances m of a kind, and how many of them each query block reaches (m <= qb)
+        ms = torch.where(keep, m, nb).sort(dim=-1).values.to(torch.int32).contiguous()
+        return ms, torch.searchsorted(ms, qb, right=True).to(torch.int32).contiguous()
+
+    full_list, full_count = ascending(whole)
+    part_list, part_count = ascending(cover.bool() & ~whole)
     # Vertical columns: sorted, de-duplicated, out-of-range ones pushed past T.
     cols = vertical_idx.to(torch.int32)
     cols = torch.where((cols >= 0) & (cols < T), cols, T).sort(dim=-1).values
@@ -134,8 +161,8 @@ def build_work_lists(vertical_idx: torch.Tensor, slash_offsets: torch.Tensor, T:
     cols = torch.nn.functional.pad(cols, (0, -cols.shape[1] % pad_to), value=T).contiguous()  # whole tiles
     block_end = (qb + 1) * block - 1
     col_count = torch.searchsorted(cols, block_end, right=True).to(torch.int32)
-    return dict(slash=slash, vert=vert, cover=cover.contiguous(), full=full.contiguous(), mlist=mlist.contiguous(),
-                mcount=mcount.contiguous(), cols=cols, col_count=col_count.contiguous())
+    return dict(slash=slash, vert=vert, cover=cover.contiguous(), full_list=full_list, full_count=full_count,
+                part_list=part_list, part_count=part_count, cols=cols, col_count=col_count.contiguous())
 
 
 def vertical_slash_attention(q, k, v, vertical_idx: torch.Tensor, slash_offsets: torch.Tensor, *,
@@ -157,9 +184,9 @@ def vertical_slash_attention(q, k, v, vertical_idx: torch.Tensor, slash_offsets:
     kv_head = (torch.arange(Hq, device=q.device) // (Hq // Hkv)).unsqueeze(1)
     vert_k, vert_v = k[rows, kv_head].contiguous(), v[rows, kv_head].contiguous()  # [Hq, NV, D]
     out = torch.empty_like(q) if out is None else out
-    _vertical_slash_fwd[(Hq, nb)](
-        q, k, v, out, lists["slash"], lists["vert"], lists["cover"], lists["full"], lists["mlist"], lists["mcount"],
-        lists["cols"], lists["col_count"], vert_k, vert_v,
+    _vertical_slash_fwd[(Hq * nb,)](
+        q, k, v, out, lists["slash"], lists["vert"], lists["cover"], lists["full_list"], lists["full_count"],
+        lists["part_list"], lists["part_count"], lists["cols"], lists["col_count"], vert_k, vert_v,
         T, D ** -0.5 * LOG2E, nb, lists["cols"].shape[1],
         q.stride(0), q.stride(1), k.stride(0), k.stride(1), v.stride(0), v.stride(1), out.stride(0), out.stride(1),
         GROUP=Hq // Hkv, HEAD_DIM=D, BLOCK=block, BLOCK_N=block_n,
