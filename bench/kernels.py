@@ -2,6 +2,8 @@
 
 One Qwen2.5-7B attention layer (28 query heads, 4 KV heads, head_dim 128, bf16), one sequence.
   python bench/kernels.py [--lengths 32k,64k,128k] [--out results.json]
+  python bench/kernels.py --sweep-only [--sweep-parts block_sparse,vertical_slash,quest] --lengths 128k
+      (tuning knobs side by side, twice each; RESULTS.md records which paid)
 Prints one table. `ideal` is 1 / (1 - sparsity) with sparsity counted in causal (query, key) pairs;
 `% ideal` is (cuDNN dense time / ours) / ideal. Index builds are inside the timed region.
 """
@@ -88,19 +90,15 @@ def dense_prefill(q, k, v, backend):
         return F.scaled_dot_product_attention(qh, kh, vh, is_causal=True)
 
 
-def sweep(T: int) -> None:
+def sweep(T: int, parts: str = "block_sparse,vertical_slash,quest") -> None:
     """Kernel variants, each timed in the same run (what did and did not pay goes in RESULTS.md)."""
     gen = torch.Generator(device="cuda").manual_seed(1)
     q = torch.randn(T, HQ, D, device="cuda", dtype=DTYPE)
     k, v = (torch.randn(T, HKV, D, device="cuda", dtype=DTYPE) for _ in range(2))
-    variants = {  # block-sparse knobs: defaults first, then key sub-tiles, pipeline depth and register caps
-        "default": {}, "block_n=64": {"block_n": 64}, "stages=3": {"num_stages": 3},
-        "block_n=64 stages=3": {"block_n": 64, "num_stages": 3},
-        "block_n=64 maxnreg=128": {"block_n": 64, "maxnreg": 128},
-        "block_n=64 maxnreg=128 stages=3": {"block_n": 64, "maxnreg": 128, "num_stages": 3},
-        "maxnreg=168": {"maxnreg": 168},
+    variants = {  # block-sparse knobs: defaults first, then key sub-tiles with a register cap (two programs per SM)
+        "default": {}, "block_n=64 maxnreg=128": {"block_n": 64, "maxnreg": 128}, "maxnreg=168": {"maxnreg": 168},
     }
-    for sparsity in (0.90, 0.95):
+    for sparsity in (0.90, 0.95) if "block_sparse" in parts else ():
         idx = random_block_index(T, sparsity, gen)
         for rep in range(2):  # twice: the spread between reps is the noise
             for name, opts in variants.items():
@@ -110,9 +108,13 @@ def sweep(T: int) -> None:
     band = int(0.04 * T)
     for name, (c, sl) in {"full pattern": (cols, slashes), "band only": (cols[:, :0], slashes[:, :band]),
                           "band + clusters": (cols[:, :0], slashes), "band + columns": (cols, slashes[:, :band])}.items():
-        for opts in ({}, {"block_n": 64}, {"num_stages": 3}):
+        if "vertical_slash" not in parts:
+            break
+        for opts in ({}, {"block_n": 64}) if name == "full pattern" else ({},):
             t = bench(lambda: kernels.vertical_slash_attention(q, k, v, c, sl, **opts))
             print(f"sweep vertical-slash T={T} {name} {opts}: {t:.2f} ms", flush=True)
+    if "quest" not in parts:
+        return
     # Quest: knobs and where the GPU time goes (one call, budget 4096)
     pages = -(-T // 16)
     kp = torch.randn(pages, 16, HKV, D, device="cuda", dtype=DTYPE)
@@ -120,10 +122,8 @@ def sweep(T: int) -> None:
                     torch.tensor([T], device="cuda", dtype=torch.int32))
     qd = torch.randn(1, HQ, D, device="cuda", dtype=DTYPE)
     summ = QuestSummaries.empty(1, pages, HKV, D, DTYPE, "cuda")
-    quest_variants = [{}] + [{"select_warps": w} for w in (4, 16, 32)] + [
-        {"bounds_pages": p, "bounds_warps": w} for p in (32, 64, 128) for w in (4, 8) if (p, w) != (64, 4)] + [
-        {"pages_per_split": p, "attend_warps": w} for p in (4, 8, 16) for w in (4, 8) if (p, w) != (4, 4)] + [
-        {"pdl": True}, {"pdl": True, "pages_per_split": 8}, {"pdl": True, "bounds_pages": 32}]
+    quest_variants = [{}, {"pdl": True}, {"select_paired": True}, {"pdl": True, "select_paired": True},
+                      {"pages_per_split": 8}, {"bounds_pages": 32}, {"select_warps": 16}]
     for rep in range(2):
         for opts in quest_variants:
             t = do_bench_cudagraph(lambda: kernels.quest_decode(qd, cache, 4096, 16, True, summaries=summ, **opts),
@@ -147,9 +147,10 @@ def main() -> None:
     ap.add_argument("--no-flex", action="store_true")
     ap.add_argument("--sweep", action="store_true", help="first time kernel variants at the last length")
     ap.add_argument("--sweep-only", action="store_true", help="time the variants and stop")
+    ap.add_argument("--sweep-parts", default="block_sparse,vertical_slash,quest", help="which kernels' variants")
     args = ap.parse_args()
     if args.sweep or args.sweep_only:
-        sweep(parse_length(args.lengths.split(",")[-1] or "128k"))
+        sweep(parse_length(args.lengths.split(",")[-1] or "128k"), args.sweep_parts)
         if args.sweep_only:
             return
     gen = torch.Generator(device="cuda").manual_seed(0)

@@ -4,7 +4,7 @@ Exact semantics: query i attends key j <= i when j is a vertical column or i - j
 
 Work lists are built on the GPU with a handful of torch ops and no host round trip. The key idea:
 with query and key tiles of the same size B, the slash offsets that can touch tile (query block qb,
-key block kb) lie in ((m-1)B, (m+1)B) for m = qb - kb, a window that depends on m alone. So one
+key block kb) lie in ((m-1)B, (m+1)B) for m = qb - kb, a window that depends on m alone. So
 sorted lists of "covered" distances m per head replace MInference's per-block offset lists (and its
 compiled CUDA index builder). Per query block the kernel then
   1. walks the "whole" key tiles qb - m (m ascending, m <= qb) whose entire offset window is set (typical

@@ -145,13 +145,15 @@ def test_quest_equals_reference_across_steps(gen, Hq, Hkv, D, page, cache_page, 
         q = randn(gen, len(lens), Hq, D)
         out = kernels.quest_decode(q, cache, budget, page, share, summaries=summaries)
         assert_close(out, ref_quest(q, cache, budget, page, share), gen, 2e-3)
-        assert_close(kernels.quest_decode(q, cache, budget, page, share), out, gen, 0.0)  # fresh summaries agree
+        # fresh summaries and the paired threshold search pick the same pages
+        assert_close(kernels.quest_decode(q, cache, budget, page, share, select_paired=True), out, gen, 0.0)
 
 
+@pytest.mark.parametrize("paired", [False, True])
 @pytest.mark.parametrize("k", [1, 17, 250])
-def test_page_selection_is_exact_top_k_with_ties(gen, k):
+def test_page_selection_is_exact_top_k_with_ties(gen, k, paired):
     """Quest's selection kernel returns k distinct pages, none scoring below the k-th largest, also when
-    many bounds tie (small integers) and absent pages score -inf."""
+    many bounds tie (small integers) and absent pages score -inf; with one or two thresholds a round."""
     from sftasks.kernels.quest import _select_pages
 
     bounds = torch.randint(0, 5, (2, 3, 300), generator=gen).float()
@@ -159,10 +161,23 @@ def test_page_selection_is_exact_top_k_with_ties(gen, k):
     bounds[..., 260:] = float("-inf")
     chosen = torch.full((2, 3, k), -1, dtype=torch.int32)
     _select_pages[(2, 3)](bounds, chosen, 300, k, bounds.stride(0), bounds.stride(1), chosen.stride(0),
-                          chosen.stride(1), N=512)
+                          chosen.stride(1), N=512, PAIRED=paired)
     for row, sel in zip(bounds.flatten(0, 1), chosen.flatten(0, 1).long()):
         assert len(set(sel.tolist())) == k and (sel >= 0).all(), f"seed {gen.initial_seed()}"
         assert (row[sel] >= row.topk(k).values[-1]).all(), f"seed {gen.initial_seed()}"
+
+
+@pytest.mark.parametrize("paired", [False, True])
+def test_page_selection_on_a_long_row_equals_topk(gen, paired):
+    """At the size of a 128k cache (thousands of pages, distinct bounds) the chosen set is torch.topk's."""
+    from sftasks.kernels.quest import _select_pages
+
+    bounds = torch.randn(1, 2, 6000, generator=gen) * 50 + 1200  # positive, clustered, like Quest bounds
+    chosen = torch.empty(1, 2, 255, dtype=torch.int32)
+    _select_pages[(1, 2)](bounds, chosen, 6000, 255, bounds.stride(0), bounds.stride(1), chosen.stride(0),
+                          chosen.stride(1), N=8192, PAIRED=paired)
+    for row, sel in zip(bounds[0], chosen[0].long()):
+        assert torch.equal(sel.sort().values, row.topk(255).indices.sort().values), f"seed {gen.initial_seed()}"
 
 
 def test_bad_shapes_raise_input_error():

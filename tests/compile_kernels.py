@@ -1,0 +1,86 @@
+"""Compile every Triton kernel for NVIDIA targets on a machine with no GPU, and print what the code holds.
+
+The interpreter (TRITON_INTERPRET=1) runs the kernels' Python, not Triton's compiler, so it cannot catch
+what only compilation finds (loop-carried type changes, unsupported ops, a register cap ignored). Triton
+compiles to PTX and a cubin with its bundled ptxas for any target without a device. Run by
+tests/test_kernels_compile.py in a subprocess, with TRITON_INTERPRET unset (it changes what @triton.jit
+returns). Prints one JSON object per line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+os.environ.pop("TRITON_INTERPRET", None)
+
+import triton  # noqa: E402
+from triton.backends.compiler import GPUTarget  # noqa: E402
+from triton.compiler import ASTSource  # noqa: E402
+
+from sftasks.kernels import block_sparse, estimate, quest, vertical_slash  # noqa: E402
+
+BF16, I32, F32 = "*bf16", "*i32", "*fp32"
+TILE = dict(Q=BF16, K=BF16, V=BF16, Out=BF16, qk_scale="fp32")
+
+
+def case(name, fn, pointers, constexprs, *, arch=90, num_warps=4, **options):
+    return dict(name=name, fn=fn, pointers=pointers, constexprs=constexprs, arch=arch, num_warps=num_warps,
+                options=options)
+
+
+CASES = [
+    case("block_sparse", block_sparse._block_sparse_fwd,
+         dict(TILE, KDesc="i32", VDesc="i32", Idx=I32, Count=I32),
+         dict(BLOCK_SIZE=128, GROUP=7, HEAD_DIM=128, BLOCK_M=128, BLOCK_N=128, USE_TMA=False, WARP_SPEC=False,
+              KV_MAJOR=True), num_warps=8),
+    case("block_sparse maxnreg=128", block_sparse._block_sparse_fwd,
+         dict(TILE, KDesc="i32", VDesc="i32", Idx=I32, Count=I32),
+         dict(BLOCK_SIZE=128, GROUP=7, HEAD_DIM=128, BLOCK_M=128, BLOCK_N=64, USE_TMA=False, WARP_SPEC=False,
+              KV_MAJOR=True), num_warps=8, maxnreg=128),
+    case("block_sparse sm80", block_sparse._block_sparse_fwd,
+         dict(TILE, KDesc="i32", VDesc="i32", Idx=I32, Count=I32),
+         dict(BLOCK_SIZE=64, GROUP=4, HEAD_DIM=64, BLOCK_M=64, BLOCK_N=64, USE_TMA=False, WARP_SPEC=False,
+              KV_MAJOR=True), arch=80),
+    case("vertical_slash", vertical_slash._vertical_slash_fwd,
+         dict(TILE, SlashBits="*i8", VertBits="*i8", Cover="*i8", FullList=I32, FullCount=I32, PartList=I32,
+              PartCount=I32, Cols=I32, ColCount=I32, VertK=BF16, VertV=BF16),
+         dict(GROUP=7, HEAD_DIM=128, BLOCK=128, BLOCK_N=128), num_warps=8),
+    case("last_query_scores", estimate._column_and_diagonal_mass,
+         dict(Q=BF16, K=BF16, LSE=F32, Cols=F32, Diags=F32, Scratch=F32, qk_scale="fp32"),
+         dict(GROUP=7, HEAD_DIM=128, BLOCK=64, ROWS=64)),
+    case("quest bounds pdl", quest._page_bounds,
+         dict(Q=BF16, KPages=BF16, PageTable=I32, SeqLens=I32, Lo=BF16, Hi=BF16, Ready="*i8", Bounds=F32),
+         dict(NUM_KV=4, GROUP=7, SHARE=True, HEAD_DIM=128, PAGE=16, CACHE_PAGE=16, ROWS=16, PAGES=64, IEEE=False,
+              PDL=True), launch_pdl=True),
+    case("quest select paired pdl", quest._select_pages, dict(Bounds=F32, Chosen=I32),
+         dict(N=8192, PAIRED=True, PDL=True), num_warps=8, launch_pdl=True),
+    case("quest select", quest._select_pages, dict(Bounds=F32, Chosen=I32), dict(N=8192, PAIRED=False, PDL=False),
+         num_warps=8),
+    case("quest attend pdl", quest._attend_pages,
+         dict(Q=BF16, KPages=BF16, VPages=BF16, PageTable=I32, SeqLens=I32, Chosen=I32, Acc=F32, Ms=F32, Ls=F32,
+              qk_scale="fp32"),
+         dict(HEADS=7, GROUP=7, HEAD_DIM=128, PAGE=16, CACHE_PAGE=16, ROWS=16, BLOCK_N=64, PDL=True), launch_pdl=True),
+    case("quest combine", quest._combine, dict(Acc=F32, Ms=F32, Ls=F32, Out=BF16), dict(HEAD_DIM=128, SPLITS=64, PDL=False)),
+]
+
+
+def compile_case(c) -> dict:
+    fn = c["fn"]
+    consts = c["constexprs"]
+    signature = {n: "constexpr" if n in consts else c["pointers"].get(n, "i32") for n in fn.arg_names}
+    src = ASTSource(fn, signature, {(fn.arg_names.index(n),): v for n, v in consts.items()})
+    target = GPUTarget("cuda", c["arch"], 32)
+    try:
+        kernel = triton.compile(src, target=target, options=dict(num_warps=c["num_warps"], **c["options"]))
+    except Exception as e:  # reported, not raised: the test names the case that failed
+        return dict(name=c["name"], ok=False, error=f"{type(e).__name__}: {str(e)[:500]}")
+    ptx = kernel.asm["ptx"]
+    return dict(name=c["name"], ok=bool(kernel.asm.get("cubin")), arch=c["arch"],
+                wgmma="wgmma.mma_async" in ptx, mma="mma.sync" in ptx, griddepcontrol="griddepcontrol.wait" in ptx,
+                maxnreg=".maxnreg 128" in ptx)
+
+
+if __name__ == "__main__":
+    for c in CASES:
+        print(json.dumps(compile_case(c)), flush=True)
