@@ -106,10 +106,9 @@ def sweep(T: int, parts: str = "block_sparse,vertical_slash,quest") -> None:
                 print(f"sweep block-sparse T={T} {sparsity:.0%} {name} (rep {rep}): {t:.2f} ms", flush=True)
     cols, slashes = vertical_slash_pattern(T, gen)
     band = int(0.04 * T)
-    for name, (c, sl) in {"full pattern": (cols, slashes), "band only": (cols[:, :0], slashes[:, :band]),
-                          "band + clusters": (cols[:, :0], slashes), "band + columns": (cols, slashes[:, :band])}.items():
-        if "vertical_slash" not in parts:
-            break
+    patterns = {"full pattern": (cols, slashes), "band only": (cols[:, :0], slashes[:, :band]),
+                "band + clusters": (cols[:, :0], slashes), "band + columns": (cols, slashes[:, :band])}
+    for name, (c, sl) in patterns.items() if "vertical_slash" in parts else ():
         for opts in ({}, {"block_n": 64}) if name == "full pattern" else ({},):
             t = bench(lambda: kernels.vertical_slash_attention(q, k, v, c, sl, **opts))
             print(f"sweep vertical-slash T={T} {name} {opts}: {t:.2f} ms", flush=True)
@@ -123,7 +122,8 @@ def sweep(T: int, parts: str = "block_sparse,vertical_slash,quest") -> None:
     qd = torch.randn(1, HQ, D, device="cuda", dtype=DTYPE)
     summ = QuestSummaries.empty(1, pages, HKV, D, DTYPE, "cuda")
     quest_variants = [{}, {"pdl": True}, {"select_paired": True}, {"pdl": True, "select_paired": True},
-                      {"pages_per_split": 8}, {"bounds_pages": 32}, {"select_warps": 16}]
+                      {"pages_per_split": 8}, {"bounds_pages": 32}, {"bounds_warps": 8}, {"attend_warps": 8},
+                      {"select_warps": 16}]
     for rep in range(2):
         for opts in quest_variants:
             t = do_bench_cudagraph(lambda: kernels.quest_decode(qd, cache, 4096, 16, True, summaries=summ, **opts),

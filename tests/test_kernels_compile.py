@@ -17,8 +17,6 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("triton")
-
 
 @pytest.fixture(scope="module")
 def compiled() -> dict[str, dict]:
