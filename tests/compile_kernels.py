@@ -29,19 +29,16 @@ def case(name, fn, pointers, constexprs, *, arch=90, num_warps=4, **options):
                 options=options)
 
 
+BLOCK_SPARSE_ARGS = dict(TILE, KDesc="i32", VDesc="i32", Idx=I32, Count=I32)
+BLOCK_SPARSE_HOPPER = dict(BLOCK_SIZE=128, GROUP=7, HEAD_DIM=128, BLOCK_M=128, BLOCK_N=128, USE_TMA=False,
+                           WARP_SPEC=False, KV_MAJOR=True)
+
 CASES = [
-    case("block_sparse", block_sparse._block_sparse_fwd,
-         dict(TILE, KDesc="i32", VDesc="i32", Idx=I32, Count=I32),
-         dict(BLOCK_SIZE=128, GROUP=7, HEAD_DIM=128, BLOCK_M=128, BLOCK_N=128, USE_TMA=False, WARP_SPEC=False,
-              KV_MAJOR=True), num_warps=8),
-    case("block_sparse maxnreg=128", block_sparse._block_sparse_fwd,
-         dict(TILE, KDesc="i32", VDesc="i32", Idx=I32, Count=I32),
-         dict(BLOCK_SIZE=128, GROUP=7, HEAD_DIM=128, BLOCK_M=128, BLOCK_N=64, USE_TMA=False, WARP_SPEC=False,
-              KV_MAJOR=True), num_warps=8, maxnreg=128),
-    case("block_sparse sm80", block_sparse._block_sparse_fwd,
-         dict(TILE, KDesc="i32", VDesc="i32", Idx=I32, Count=I32),
-         dict(BLOCK_SIZE=64, GROUP=4, HEAD_DIM=64, BLOCK_M=64, BLOCK_N=64, USE_TMA=False, WARP_SPEC=False,
-              KV_MAJOR=True), arch=80),
+    case("block_sparse", block_sparse._block_sparse_fwd, BLOCK_SPARSE_ARGS, BLOCK_SPARSE_HOPPER, num_warps=8),
+    case("block_sparse maxnreg=128", block_sparse._block_sparse_fwd, BLOCK_SPARSE_ARGS,
+         dict(BLOCK_SPARSE_HOPPER, BLOCK_N=64), num_warps=8, maxnreg=128),
+    case("block_sparse sm80", block_sparse._block_sparse_fwd, BLOCK_SPARSE_ARGS,
+         dict(BLOCK_SPARSE_HOPPER, BLOCK_SIZE=64, GROUP=4, HEAD_DIM=64, BLOCK_M=64, BLOCK_N=64), arch=80),
     case("vertical_slash", vertical_slash._vertical_slash_fwd,
          dict(TILE, SlashBits="*i8", VertBits="*i8", Cover="*i8", FullList=I32, FullCount=I32, PartList=I32,
               PartCount=I32, Cols=I32, ColCount=I32, VertK=BF16, VertV=BF16),
