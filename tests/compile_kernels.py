@@ -24,6 +24,9 @@ BF16, I32, F32 = "*bf16", "*i32", "*fp32"
 TILE = dict(Q=BF16, K=BF16, V=BF16, Out=BF16, qk_scale="fp32")
 
 
+SHARED_MEMORY_LIMIT = {90: 232448, 80: 166912}  # bytes a block may use: H100, A100 (CUDA occupancy tables)
+
+
 def case(name, fn, pointers, constexprs, *, arch=90, num_warps=4, **options):
     return dict(name=name, fn=fn, pointers=pointers, constexprs=constexprs, arch=arch, num_warps=num_warps,
                 options=options)
@@ -32,17 +35,24 @@ def case(name, fn, pointers, constexprs, *, arch=90, num_warps=4, **options):
 BLOCK_SPARSE_ARGS = dict(TILE, KDesc="i32", VDesc="i32", Idx=I32, Count=I32)
 BLOCK_SPARSE_HOPPER = dict(BLOCK_SIZE=128, GROUP=7, HEAD_DIM=128, BLOCK_M=128, BLOCK_N=128, USE_TMA=False,
                            WARP_SPEC=False, KV_MAJOR=True)
+VERTICAL_SLASH_ARGS = dict(TILE, SlashBits="*i8", VertBits="*i8", Cover="*i8", FullList=I32, FullCount=I32,
+                           PartList=I32, PartCount=I32, Cols=I32, ColCount=I32, VertK=BF16, VertV=BF16)
+VERTICAL_SLASH_HOPPER = dict(GROUP=7, HEAD_DIM=128, BLOCK=128, BLOCK_N=128)
 
-CASES = [
-    case("block_sparse", block_sparse._block_sparse_fwd, BLOCK_SPARSE_ARGS, BLOCK_SPARSE_HOPPER, num_warps=8),
+CASES = [  # launch options as the wrappers' defaults set them (the prefill kernels launch with num_stages=2)
+    case("block_sparse", block_sparse._block_sparse_fwd, BLOCK_SPARSE_ARGS, BLOCK_SPARSE_HOPPER, num_warps=8,
+         num_stages=2),
     case("block_sparse maxnreg=128", block_sparse._block_sparse_fwd, BLOCK_SPARSE_ARGS,
-         dict(BLOCK_SPARSE_HOPPER, BLOCK_N=64), num_warps=8, maxnreg=128),
+         dict(BLOCK_SPARSE_HOPPER, BLOCK_N=64), num_warps=8, num_stages=2, maxnreg=128),
     case("block_sparse sm80", block_sparse._block_sparse_fwd, BLOCK_SPARSE_ARGS,
-         dict(BLOCK_SPARSE_HOPPER, BLOCK_SIZE=64, GROUP=4, HEAD_DIM=64, BLOCK_M=64, BLOCK_N=64), arch=80),
-    case("vertical_slash", vertical_slash._vertical_slash_fwd,
-         dict(TILE, SlashBits="*i8", VertBits="*i8", Cover="*i8", FullList=I32, FullCount=I32, PartList=I32,
-              PartCount=I32, Cols=I32, ColCount=I32, VertK=BF16, VertV=BF16),
-         dict(GROUP=7, HEAD_DIM=128, BLOCK=128, BLOCK_N=128), num_warps=8),
+         dict(BLOCK_SPARSE_HOPPER, BLOCK_SIZE=64, GROUP=4, HEAD_DIM=64, BLOCK_M=64, BLOCK_N=64), arch=80,
+         num_stages=2),
+    case("vertical_slash", vertical_slash._vertical_slash_fwd, VERTICAL_SLASH_ARGS, VERTICAL_SLASH_HOPPER,
+         num_warps=8, num_stages=2),
+    case("vertical_slash block_n=64", vertical_slash._vertical_slash_fwd, VERTICAL_SLASH_ARGS,
+         dict(VERTICAL_SLASH_HOPPER, BLOCK_N=64), num_warps=8, num_stages=2),
+    case("vertical_slash sm80", vertical_slash._vertical_slash_fwd, VERTICAL_SLASH_ARGS, VERTICAL_SLASH_HOPPER,
+         arch=80, num_warps=8, num_stages=2),
     case("last_query_scores", estimate._column_and_diagonal_mass,
          dict(Q=BF16, K=BF16, LSE=F32, Cols=F32, Diags=F32, Scratch=F32, qk_scale="fp32"),
          dict(GROUP=7, HEAD_DIM=128, BLOCK=64, ROWS=64)),
@@ -66,7 +76,12 @@ def compile_case(c) -> dict:
     fn = c["fn"]
     consts = c["constexprs"]
     signature = {n: "constexpr" if n in consts else c["pointers"].get(n, "i32") for n in fn.arg_names}
-    src = ASTSource(fn, signature, {(fn.arg_names.index(n),): v for n, v in consts.items()})
+    # Every pointer and integer 16-divisible, as Triton specialises a launch on aligned tensors and sizes such as
+    # 128k: the loads are then vectorised and software-pipelined through shared memory, which is what can
+    # overflow it (an unaligned compile uses less and would hide that).
+    aligned = {(i,): [["tt.divisibility", 16]] for i, n in enumerate(fn.arg_names)
+               if signature[n] not in ("constexpr", "fp32")}
+    src = ASTSource(fn, signature, {(fn.arg_names.index(n),): v for n, v in consts.items()}, aligned)
     target = GPUTarget("cuda", c["arch"], 32)
     try:
         kernel = triton.compile(src, target=target, options=dict(num_warps=c["num_warps"], **c["options"]))
@@ -75,7 +90,8 @@ def compile_case(c) -> dict:
     ptx = kernel.asm["ptx"]
     return dict(name=c["name"], ok=bool(kernel.asm.get("cubin")), arch=c["arch"],
                 wgmma="wgmma.mma_async" in ptx, mma="mma.sync" in ptx, griddepcontrol="griddepcontrol.wait" in ptx,
-                maxnreg=".maxnreg 128" in ptx)
+                maxnreg=".maxnreg 128" in ptx, shared=kernel.metadata.shared,
+                shared_limit=SHARED_MEMORY_LIMIT[c["arch"]])
 
 
 if __name__ == "__main__":
