@@ -1,6 +1,8 @@
 """Block-sparse causal prefill attention (twin of `methods.block_sparse.block_sparse_attention`).
 
-One program per (query head, query block). The wrapper turns the caller's block lists into sorted,
+One program per (query head, query tile): a query block of up to 128 rows is one tile, a larger one
+is cut into 128-row tiles sharing its key list (a 256-row tile would need 320 KB of shared memory at
+head_dim 128, over the H100's 227 KB). The wrapper turns the caller's block lists into sorted,
 de-duplicated lists of the causal blocks (a few small torch ops on the GPU), so the kernel loops over
 full off-diagonal blocks with no masks and handles the diagonal block, if listed, last with the causal
 mask. The grid runs one KV head's programs together, the heads of a GQA group side by side, so what
@@ -39,19 +41,23 @@ def _load_kv(KDesc, VDesc, k_base, v_base, keys, key_ok, col0, stride_kt, stride
 
 
 @triton.jit
-def _off_diagonal_block(acc, m_i, l_i, q, entry, KDesc, VDesc, k_base, v_base, offs_n, kvh, qk_scale, stride_kt, stride_vt,
-                        BLOCK_SIZE: tl.constexpr, HEAD_DIM: tl.constexpr, BLOCK_N: tl.constexpr, USE_TMA: tl.constexpr):
-    """A key block wholly before the query block: no causal mask, and no bounds mask when tiles divide it."""
-    kb = tl.load(entry).to(tl.int64)
-    for n0 in tl.static_range(0, BLOCK_SIZE, BLOCK_N):
-        keys = kb * BLOCK_SIZE + n0 + offs_n
-        if BLOCK_SIZE % BLOCK_N == 0:
-            k, v = _load_kv(KDesc, VDesc, k_base, v_base, keys, 0, kvh * HEAD_DIM, stride_kt, stride_vt, USE_TMA, False)
-            acc, m_i, l_i = attend_tile(acc, m_i, l_i, q, k, v, qk_scale, 0, False)
-        else:
-            key_ok = (n0 + offs_n) < BLOCK_SIZE
-            k, v = _load_kv(KDesc, VDesc, k_base, v_base, keys, key_ok, kvh * HEAD_DIM, stride_kt, stride_vt, False, True)
-            acc, m_i, l_i = attend_tile(acc, m_i, l_i, q, k, v, qk_scale, key_ok[None, :], True)
+def _off_diagonal_tile(acc, m_i, l_i, q, list_ptr, i, KDesc, VDesc, k_base, v_base, offs_n, kvh, qk_scale,
+                       stride_kt, stride_vt, BLOCK_SIZE: tl.constexpr, HEAD_DIM: tl.constexpr, BLOCK_N: tl.constexpr,
+                       USE_TMA: tl.constexpr):
+    """Key tile i of the off-diagonal blocks (a block larger than BLOCK_N is several tiles, walked by the
+    same loop, so that the loop body holds one K/V load and the pipeline one set of stage buffers).
+    These blocks lie wholly before the query block: no causal mask, and no bounds mask when tiles divide them."""
+    TILES_N: tl.constexpr = (BLOCK_SIZE + BLOCK_N - 1) // BLOCK_N
+    kb = tl.load(list_ptr + i // TILES_N).to(tl.int64)
+    n0 = (i % TILES_N) * BLOCK_N
+    keys = kb * BLOCK_SIZE + n0 + offs_n
+    if BLOCK_SIZE % BLOCK_N == 0:
+        k, v = _load_kv(KDesc, VDesc, k_base, v_base, keys, 0, kvh * HEAD_DIM, stride_kt, stride_vt, USE_TMA, False)
+        acc, m_i, l_i = attend_tile(acc, m_i, l_i, q, k, v, qk_scale, 0, False)
+    else:
+        key_ok = (n0 + offs_n) < BLOCK_SIZE
+        k, v = _load_kv(KDesc, VDesc, k_base, v_base, keys, key_ok, kvh * HEAD_DIM, stride_kt, stride_vt, False, True)
+        acc, m_i, l_i = attend_tile(acc, m_i, l_i, q, k, v, qk_scale, key_ok[None, :], True)
     return acc, m_i, l_i
 
 
@@ -64,13 +70,15 @@ def _block_sparse_fwd(
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, USE_TMA: tl.constexpr, WARP_SPEC: tl.constexpr,
     KV_MAJOR: tl.constexpr,
 ):
+    TILES: tl.constexpr = (BLOCK_SIZE + BLOCK_M - 1) // BLOCK_M  # query tiles per query block
     if KV_MAJOR:
-        head, qb = kv_major_program(tl.program_id(0), num_qblocks, GROUP)
+        head, tile = kv_major_program(tl.program_id(0), num_qblocks * TILES, GROUP)
     else:
         head = tl.program_id(0)
-        qb = num_qblocks - 1 - tl.program_id(1)  # heaviest (latest) query blocks first
+        tile = num_qblocks * TILES - 1 - tl.program_id(1)  # heaviest (latest) query blocks first
+    qb = tile // TILES
     kvh = head // GROUP
-    offs_m = tl.arange(0, BLOCK_M)
+    offs_m = (tile % TILES) * BLOCK_M + tl.arange(0, BLOCK_M)  # rows within the query block
     offs_n = tl.arange(0, BLOCK_N)
     offs_d = tl.arange(0, HEAD_DIM)
     rows = qb.to(tl.int64) * BLOCK_SIZE + offs_m
@@ -88,14 +96,15 @@ def _block_sparse_fwd(
     last = tl.load(list_ptr + tl.maximum(n - 1, 0))
     has_diag = ((n > 0) & (last == qb)).to(tl.int32)
     # Off-diagonal blocks lie wholly before the query block: no causal or bounds mask.
+    key_tiles = (n - has_diag) * ((BLOCK_SIZE + BLOCK_N - 1) // BLOCK_N)
     if WARP_SPEC:
-        for i in tl.range(0, n - has_diag, warp_specialize=True):
-            acc, m_i, l_i = _off_diagonal_block(acc, m_i, l_i, q, list_ptr + i, KDesc, VDesc, k_base, v_base, offs_n,
-                                                kvh, qk_scale, stride_kt, stride_vt, BLOCK_SIZE, HEAD_DIM, BLOCK_N, USE_TMA)
+        for i in tl.range(0, key_tiles, warp_specialize=True):
+            acc, m_i, l_i = _off_diagonal_tile(acc, m_i, l_i, q, list_ptr, i, KDesc, VDesc, k_base, v_base, offs_n,
+                                               kvh, qk_scale, stride_kt, stride_vt, BLOCK_SIZE, HEAD_DIM, BLOCK_N, USE_TMA)
     else:
-        for i in range(0, n - has_diag):
-            acc, m_i, l_i = _off_diagonal_block(acc, m_i, l_i, q, list_ptr + i, KDesc, VDesc, k_base, v_base, offs_n,
-                                                kvh, qk_scale, stride_kt, stride_vt, BLOCK_SIZE, HEAD_DIM, BLOCK_N, USE_TMA)
+        for i in range(0, key_tiles):
+            acc, m_i, l_i = _off_diagonal_tile(acc, m_i, l_i, q, list_ptr, i, KDesc, VDesc, k_base, v_base, offs_n,
+                                               kvh, qk_scale, stride_kt, stride_vt, BLOCK_SIZE, HEAD_DIM, BLOCK_N, USE_TMA)
     if has_diag:
         for n0 in tl.static_range(0, BLOCK_SIZE, BLOCK_N):
             keys = qb * BLOCK_SIZE + n0 + offs_n
@@ -140,11 +149,11 @@ def causal_block_lists(block_index: torch.Tensor) -> tuple[torch.Tensor, torch.T
     return idx, count
 
 
-def _tiles(block_size: int, head_dim: int) -> tuple[int, int]:
-    """(BLOCK_M, BLOCK_N): the query tile covers one block; keys go in sub-tiles of at most 128."""
-    block_m = max(16, triton.next_power_of_2(block_size))
-    block_n = min(block_m, 128)
-    return block_m, block_n
+def _tiles(block_size: int) -> tuple[int, int]:
+    """(BLOCK_M, BLOCK_N): query tiles of one block up to 128 rows (larger blocks take several), key
+    sub-tiles of at most 128."""
+    block_m = min(max(16, triton.next_power_of_2(block_size)), 128)
+    return block_m, block_m
 
 
 def block_sparse_attention(q, k, v, block_index: torch.Tensor, block_size: int, *, num_warps: int | None = None,
@@ -161,13 +170,13 @@ def block_sparse_attention(q, k, v, block_index: torch.Tensor, block_size: int, 
     nqb = -(-T // block_size)
     if block_index.dim() != 3 or block_index.shape[:2] != (Hq, nqb):
         raise InputError(f"block_index must be [Hq={Hq}, ceil(T/block_size)={nqb}, K]; got {tuple(block_index.shape)}")
-    if block_size < 1 or block_size > 256:
-        raise InputError(f"block_size {block_size} is out of range for the kernel; use 1..256")
+    if block_size < 1 or block_size > 1024:
+        raise InputError(f"block_size {block_size} is out of range for the kernel; use 1..1024")
     if block_index.shape[-1] == 0:
         block_index = torch.full((Hq, nqb, 1), -1, dtype=torch.long)
     idx, count = causal_block_lists(block_index.to(q.device))
     out = torch.empty_like(q) if out is None else out
-    block_m, bn = _tiles(block_size, D)
+    block_m, bn = _tiles(block_size)
     bn = block_n or bn
     if num_warps is None:
         num_warps = 8 if block_m >= 128 else 4
@@ -179,7 +188,8 @@ def block_sparse_attention(q, k, v, block_index: torch.Tensor, block_size: int, 
         from triton.tools.tensor_descriptor import TensorDescriptor
 
         kdesc, vdesc = (TensorDescriptor(x, [T, Hkv * D], [x.stride(0), 1], [bn, D]) for x in (k, v))
-    grid = (Hq * nqb,) if kv_major else (Hq, nqb)
+    tiles = nqb * triton.cdiv(block_size, block_m)
+    grid = (Hq * tiles,) if kv_major else (Hq, tiles)
     launch = {} if maxnreg is None else {"maxnreg": maxnreg}  # a register cap, e.g. for two programs per SM
     _block_sparse_fwd[grid](
         q, k, v, kdesc, vdesc, out, idx, count,

@@ -178,8 +178,8 @@ def vertical_slash_attention(q, k, v, vertical_idx: torch.Tensor, slash_offsets:
         if x.dim() != 2 or x.shape[0] != Hq:
             raise InputError(f"{name} must be [Hq={Hq}, N]; got {tuple(x.shape)}")
     block_n = block_n or min(block, 128)
-    if block < 16 or block & (block - 1) or block_n > block or block % block_n:
-        raise InputError(f"block ({block}) must be a power of two >= 16 and a multiple of block_n ({block_n})")
+    if not 16 <= block <= 128 or block & (block - 1) or block_n > block or block % block_n:  # larger: > 227 KB of shared memory
+        raise InputError(f"block ({block}) must be a power of two from 16 to 128 and a multiple of block_n ({block_n})")
     lists = build_work_lists(vertical_idx.to(q.device), slash_offsets.to(q.device), T, block, pad_to=block_n)
     nb = -(-T // block)
     rows = lists["cols"].clamp(max=T - 1).long()

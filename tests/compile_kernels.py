@@ -44,6 +44,8 @@ CASES = [  # launch options as the wrappers' defaults set them (the prefill kern
          num_stages=2),
     case("block_sparse maxnreg=128", block_sparse._block_sparse_fwd, BLOCK_SPARSE_ARGS,
          dict(BLOCK_SPARSE_HOPPER, BLOCK_N=64), num_warps=8, num_stages=2, maxnreg=128),
+    case("block_sparse block_size=256", block_sparse._block_sparse_fwd, BLOCK_SPARSE_ARGS,
+         dict(BLOCK_SPARSE_HOPPER, BLOCK_SIZE=256), num_warps=8, num_stages=2),
     case("block_sparse sm80", block_sparse._block_sparse_fwd, BLOCK_SPARSE_ARGS,
          dict(BLOCK_SPARSE_HOPPER, BLOCK_SIZE=64, GROUP=4, HEAD_DIM=64, BLOCK_M=64, BLOCK_N=64), arch=80,
          num_stages=2),

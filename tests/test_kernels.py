@@ -56,6 +56,8 @@ def tol(dtype):
         (130, 8, 2, 128, 32, torch.float32, {}),  # GQA 4
         (100, 7, 1, 64, 100, torch.float16, {}),  # GQA 7, block size not a power of two
         (150, 7, 1, 128, 32, torch.float16, {"tma": True, "kv_major": False}),  # TMA loads, 2-D grid
+        (600, 4, 2, 64, 256, torch.float16, {}),  # blocks cut into 128-row query tiles and 128-key tiles
+        (450, 2, 1, 64, 200, torch.float32, {"kv_major": False}),  # the same, blocks not a multiple of 128
     ],
 )
 def test_block_sparse_equals_reference(gen, T, Hq, Hkv, D, block_size, dtype, options):
@@ -191,6 +193,9 @@ def test_bad_shapes_raise_input_error():
         kernels.vertical_slash_attention(q, k, k, torch.zeros(3, 1, dtype=torch.long), torch.zeros(4, 1, dtype=torch.long))
     with pytest.raises(InputError, match="head_dim"):
         kernels.block_sparse_attention(q[..., :48], k[..., :48], k[..., :48], torch.zeros(4, 1, 1, dtype=torch.long), 16)
+    with pytest.raises(InputError, match="from 16 to 128"):  # a 256 tile overflows an H100's shared memory
+        kernels.vertical_slash_attention(q, k, k, torch.zeros(4, 1, dtype=torch.long), torch.zeros(4, 1, dtype=torch.long),
+                                         block=256)
 
 
 def test_available_needs_cuda():
