@@ -113,12 +113,13 @@ def main() -> int:
     torch.manual_seed(0)
     bf, fp = torch.bfloat16, torch.float16
     for T, Hq, Hkv, D, bs in [(4096, 28, 4, 128, 128), (3001, 8, 8, 64, 64), (2500, 7, 1, 128, 16), (1999, 4, 1, 64, 100),
-                              (4096, 28, 4, 128, 64), (3001, 28, 4, 128, 256), (2500, 7, 1, 128, 200)]:
+                              (4096, 28, 4, 128, 64), (3001, 28, 4, 128, 256), (2500, 7, 1, 128, 200),
+                              (2500, 8, 2, 256, 128)]:
         run(check_block_sparse, T, Hq, Hkv, D, bs, bf)
     run(check_block_sparse, 3001, 28, 4, 128, 128, fp)
     run(check_block_sparse, 4096, 28, 4, 128, 128, bf, tma=False)
     run(check_block_sparse, 3001, 8, 2, 64, 64, bf, tma=False)
-    for T, Hq, Hkv, D in [(4096, 28, 4, 128), (3001, 8, 8, 64), (2500, 7, 1, 128)]:
+    for T, Hq, Hkv, D in [(4096, 28, 4, 128), (3001, 8, 8, 64), (2500, 7, 1, 128), (2500, 8, 2, 256)]:
         run(check_vertical_slash, T, Hq, Hkv, D, bf)
     run(check_vertical_slash, 3001, 28, 4, 128, fp)
     run(check_vertical_slash, 4096, 28, 4, 128, bf, band=1000, block=64)

@@ -149,11 +149,11 @@ def causal_block_lists(block_index: torch.Tensor) -> tuple[torch.Tensor, torch.T
     return idx, count
 
 
-def _tiles(block_size: int) -> tuple[int, int]:
+def _tiles(block_size: int, head_dim: int) -> tuple[int, int]:
     """(BLOCK_M, BLOCK_N): query tiles of one block up to 128 rows (larger blocks take several), key
-    sub-tiles of at most 128."""
+    tiles of at most 128 (64 at head_dim 256: 128-key tiles there need 320 KB of shared memory)."""
     block_m = min(max(16, triton.next_power_of_2(block_size)), 128)
-    return block_m, block_m
+    return block_m, block_m if head_dim <= 128 else min(block_m, 64)
 
 
 def block_sparse_attention(q, k, v, block_index: torch.Tensor, block_size: int, *, num_warps: int | None = None,
@@ -176,7 +176,7 @@ def block_sparse_attention(q, k, v, block_index: torch.Tensor, block_size: int, 
         block_index = torch.full((Hq, nqb, 1), -1, dtype=torch.long)
     idx, count = causal_block_lists(block_index.to(q.device))
     out = torch.empty_like(q) if out is None else out
-    block_m, bn = _tiles(block_size)
+    block_m, bn = _tiles(block_size, D)
     bn = block_n or bn
     if num_warps is None:
         num_warps = 8 if block_m >= 128 else 4

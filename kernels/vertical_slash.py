@@ -167,8 +167,14 @@ def build_work_lists(vertical_idx: torch.Tensor, slash_offsets: torch.Tensor, T:
                 part_list=part_list, part_count=part_count, cols=cols, col_count=col_count.contiguous())
 
 
+def max_block(head_dim: int) -> int:
+    """The largest tile (and the default): 128, or 64 at head_dim 256; larger tiles need more shared memory
+    than an H100 has (227 KB; a 128 tile at head_dim 256 asks 324 KB)."""
+    return 128 if head_dim <= 128 else 64
+
+
 def vertical_slash_attention(q, k, v, vertical_idx: torch.Tensor, slash_offsets: torch.Tensor, *,
-                             block: int = 128, block_n: int | None = None, num_warps: int | None = None,
+                             block: int | None = None, block_n: int | None = None, num_warps: int | None = None,
                              num_stages: int | None = None, out: torch.Tensor | None = None) -> torch.Tensor:
     """Causal GQA attention of q [T, Hq, D] where query i sees key j <= i iff j is in vertical_idx[h]
     or i - j is in slash_offsets[h] (vertical_idx [Hq, NV], slash_offsets [Hq, NS]; out-of-range
@@ -177,9 +183,12 @@ def vertical_slash_attention(q, k, v, vertical_idx: torch.Tensor, slash_offsets:
     for name, x in (("vertical_idx", vertical_idx), ("slash_offsets", slash_offsets)):
         if x.dim() != 2 or x.shape[0] != Hq:
             raise InputError(f"{name} must be [Hq={Hq}, N]; got {tuple(x.shape)}")
-    block_n = block_n or min(block, 128)
-    if not 16 <= block <= 128 or block & (block - 1) or block_n > block or block % block_n:  # larger: > 227 KB of shared memory
-        raise InputError(f"block ({block}) must be a power of two from 16 to 128 and a multiple of block_n ({block_n})")
+    largest = max_block(D)
+    block = block or largest
+    block_n = block_n or block
+    if not 16 <= block <= largest or block & (block - 1) or block_n > block or block % block_n:
+        raise InputError(f"block ({block}) must be a power of two from 16 to {largest} at head_dim {D}, "
+                         f"and a multiple of block_n ({block_n})")
     lists = build_work_lists(vertical_idx.to(q.device), slash_offsets.to(q.device), T, block, pad_to=block_n)
     nb = -(-T // block)
     rows = lists["cols"].clamp(max=T - 1).long()

@@ -58,6 +58,7 @@ def tol(dtype):
         (150, 7, 1, 128, 32, torch.float16, {"tma": True, "kv_major": False}),  # TMA loads, 2-D grid
         (600, 4, 2, 64, 256, torch.float16, {}),  # blocks cut into 128-row query tiles and 128-key tiles
         (450, 2, 1, 64, 200, torch.float32, {"kv_major": False}),  # the same, blocks not a multiple of 128
+        (300, 2, 1, 256, 128, torch.float16, {}),  # head_dim 256: 64-key tiles, two per block
     ],
 )
 def test_block_sparse_equals_reference(gen, T, Hq, Hkv, D, block_size, dtype, options):
@@ -77,6 +78,7 @@ def test_block_sparse_equals_reference(gen, T, Hq, Hkv, D, block_size, dtype, op
         (77, 4, 4, 64, 16, torch.float16),
         (200, 8, 2, 128, 32, torch.float32),
         (150, 7, 1, 64, 16, torch.float16),
+        (150, 2, 1, 256, 64, torch.float16),  # head_dim 256: its largest tile
     ],
 )
 def test_vertical_slash_equals_reference(gen, T, Hq, Hkv, D, block, dtype):
@@ -193,9 +195,12 @@ def test_bad_shapes_raise_input_error():
         kernels.vertical_slash_attention(q, k, k, torch.zeros(3, 1, dtype=torch.long), torch.zeros(4, 1, dtype=torch.long))
     with pytest.raises(InputError, match="head_dim"):
         kernels.block_sparse_attention(q[..., :48], k[..., :48], k[..., :48], torch.zeros(4, 1, 1, dtype=torch.long), 16)
+    none = torch.zeros(4, 1, dtype=torch.long)
     with pytest.raises(InputError, match="from 16 to 128"):  # a 256 tile overflows an H100's shared memory
-        kernels.vertical_slash_attention(q, k, k, torch.zeros(4, 1, dtype=torch.long), torch.zeros(4, 1, dtype=torch.long),
-                                         block=256)
+        kernels.vertical_slash_attention(q, k, k, none, none, block=256)
+    q256, k256 = torch.zeros(10, 4, 256, dtype=torch.float16), torch.zeros(10, 2, 256, dtype=torch.float16)
+    with pytest.raises(InputError, match="from 16 to 64 at head_dim 256"):
+        kernels.vertical_slash_attention(q256, k256, k256, none, none, block=128)
 
 
 def test_available_needs_cuda():
