@@ -33,30 +33,32 @@ from ._tile import LOG2E, attend_tile, finish, kv_major_program
 @triton.jit
 def _slash_tiles(acc, m_i, l_i, q, ms, count, qb, rows, row_ok, k_base, v_base, slash, vert, offs_n, T, qk_scale,
                  stride_kt, stride_vt, BLOCK: tl.constexpr, BLOCK_N: tl.constexpr, MODE: tl.constexpr):
-    """The key tiles qb - ms[t], t < count. MODE 0: whole tiles before the query block (no mask at all);
-    1: causal and bounds mask only (whole tiles of the ragged last block); 2: exact element mask (slash
-    bitmap looked up at i - j, OR the vertical bitmap at j). One mode per loop, so no branch in the
-    loop body stops the compiler from pipelining the loads. The MODE 1 loop (one block per head) is not
+    """The key tiles qb - ms[j], j < count, BLOCK_N keys a step (a tile of BLOCK keys is several steps of
+    the loop itself, as in the block-sparse kernel, so the loop body holds one K/V load and the pipeline
+    one set of stage buffers). MODE 0: whole tiles before the query block (no mask at all); 1: causal
+    and bounds mask only (whole tiles of the ragged last block); 2: exact element mask (slash bitmap
+    looked up at i - j, OR the vertical bitmap at j). One mode per loop, so no branch in the loop body
+    stops the compiler from pipelining the loads. The MODE 1 loop (one block per head) is not
     pipelined: it sits in the other branch of an `if` from the MODE 0 loop, and Triton gives the two
     branches' stage buffers separate shared memory (288 KB at head_dim 128 on sm_90, over the 227 KB there)."""
-    for t in tl.range(0, count, num_stages=1 if MODE == 1 else None):
-        m = tl.load(ms + t)
-        for n0 in tl.static_range(0, BLOCK, BLOCK_N):
-            keys = (qb - m).to(tl.int64) * BLOCK + n0 + offs_n
-            if MODE == 0:
-                k = tl.load(k_base + keys[None, :] * stride_kt)
-                v = tl.load(v_base + keys[:, None] * stride_vt)
-                acc, m_i, l_i = attend_tile(acc, m_i, l_i, q, k, v, qk_scale, 0, False)
-            else:
-                key_ok = keys < T
-                k = tl.load(k_base + keys[None, :] * stride_kt, mask=key_ok[None, :], other=0.0)
-                v = tl.load(v_base + keys[:, None] * stride_vt, mask=key_ok[:, None], other=0.0)
-                mask = (keys[None, :] <= rows[:, None]) & row_ok[:, None]
-                if MODE == 2:
-                    on_slash = tl.load(slash + rows[:, None] - keys[None, :], mask=mask, other=0) != 0
-                    on_vert = tl.load(vert + keys, mask=key_ok, other=0) != 0
-                    mask = mask & (on_slash | on_vert[None, :])
-                acc, m_i, l_i = attend_tile(acc, m_i, l_i, q, k, v, qk_scale, mask, True)
+    STEPS: tl.constexpr = BLOCK // BLOCK_N
+    for t in tl.range(0, count * STEPS, num_stages=1 if MODE == 1 else None):
+        m = tl.load(ms + t // STEPS)
+        keys = (qb - m).to(tl.int64) * BLOCK + (t % STEPS) * BLOCK_N + offs_n
+        if MODE == 0:
+            k = tl.load(k_base + keys[None, :] * stride_kt)
+            v = tl.load(v_base + keys[:, None] * stride_vt)
+            acc, m_i, l_i = attend_tile(acc, m_i, l_i, q, k, v, qk_scale, 0, False)
+        else:
+            key_ok = keys < T
+            k = tl.load(k_base + keys[None, :] * stride_kt, mask=key_ok[None, :], other=0.0)
+            v = tl.load(v_base + keys[:, None] * stride_vt, mask=key_ok[:, None], other=0.0)
+            mask = (keys[None, :] <= rows[:, None]) & row_ok[:, None]
+            if MODE == 2:
+                on_slash = tl.load(slash + rows[:, None] - keys[None, :], mask=mask, other=0) != 0
+                on_vert = tl.load(vert + keys, mask=key_ok, other=0) != 0
+                mask = mask & (on_slash | on_vert[None, :])
+            acc, m_i, l_i = attend_tile(acc, m_i, l_i, q, k, v, qk_scale, mask, True)
     return acc, m_i, l_i
 
 
