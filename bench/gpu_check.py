@@ -107,6 +107,13 @@ def check_quest(lens, Hq, Hkv, D, budget, page, cache_page, share, dtype):
     ref = ref_quest(q.float(), KVCache(kp.float(), vp.float(), table, cache.seq_lens), budget, page, share)
     out = kernels.quest_decode(q, cache, budget, page, share, summaries=summ, out=poisoned(q))
     report(f"quest next step, summaries in place lens+1 share={share} {dtype}", out, ref)
+    if cache_page % page == 0:  # an engine's cache (vLLM's flash layout: K|V side by side), summaries per cache page
+        k_view, v_view = torch.cat([kp, vp], dim=-1).split(D, dim=-1)
+        engine = KVCache(k_view, v_view, table, cache.seq_lens)
+        store = QuestSummaries.for_cache(k_view, page)
+        kernels.quest_decode(q, engine, budget, page, share, summaries=store)  # fills the store
+        out = kernels.quest_decode(q, engine, budget, page, share, summaries=store, out=poisoned(q))
+        report(f"quest K|V interleaved pages, summaries per cache page, share={share} {dtype}", out, ref)
 
 
 def main() -> int:

@@ -4,7 +4,7 @@ One Qwen2.5-7B attention layer (28 query heads, 4 KV heads, head_dim 128, bf16),
   python bench/kernels.py [--lengths 32k,64k,128k] [--out results.json]
   python bench/kernels.py --sweep-only [--sweep-parts block_sparse,vertical_slash,quest] --lengths 128k
       (tuning knobs side by side, twice each; RESULTS.md records which paid)
-Prints one table. `ideal` is 1 / (1 - sparsity) with sparsity counted in causal (query, key) pairs;
+Prints one markdown table (the one in RESULTS.md). `ideal` is 1 / (1 - sparsity) with sparsity counted in causal (query, key) pairs;
 `% ideal` is (cuDNN dense time / ours) / ideal. Index builds are inside the timed region.
 """
 
@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 
 import torch
 import torch.nn.functional as F
+import triton
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from triton.testing import do_bench, do_bench_cudagraph
 
 from sftasks import kernels
+from sftasks.kernels.block_sparse import causal_block_lists
 from sftasks.kernels.quest import QuestSummaries
 from sftasks.lengths import parse_length
 from sftasks.methods.base import KVCache
@@ -95,8 +98,8 @@ def sweep(T: int, parts: str = "block_sparse,vertical_slash,quest") -> None:
     gen = torch.Generator(device="cuda").manual_seed(1)
     q = torch.randn(T, HQ, D, device="cuda", dtype=DTYPE)
     k, v = (torch.randn(T, HKV, D, device="cuda", dtype=DTYPE) for _ in range(2))
-    variants = {  # block-sparse knobs: defaults first, then key sub-tiles with a register cap (two programs per SM)
-        "default": {}, "block_n=64 maxnreg=128": {"block_n": 64, "maxnreg": 128}, "maxnreg=168": {"maxnreg": 168},
+    variants = {  # block-sparse knobs: the default (64-key tiles, 128 registers: two programs per SM) first
+        "default": {}, "block_n=128 uncapped": {"block_n": 128}, "tma": {"tma": True}, "num_stages=3": {"num_stages": 3},
     }
     for sparsity in (0.90, 0.95) if "block_sparse" in parts else ():
         idx = random_block_index(T, sparsity, gen)
@@ -109,7 +112,7 @@ def sweep(T: int, parts: str = "block_sparse,vertical_slash,quest") -> None:
     patterns = {"full pattern": (cols, slashes), "band only": (cols[:, :0], slashes[:, :band]),
                 "band + clusters": (cols[:, :0], slashes), "band + columns": (cols, slashes[:, :band])}
     for name, (c, sl) in patterns.items() if "vertical_slash" in parts else ():
-        for opts in ({}, {"block_n": 64}) if name == "full pattern" else ({},):
+        for opts in ({}, {"block_n": 64}, {"block_n": 64, "maxnreg": 128}) if name in ("full pattern", "band only") else ({},):
             t = bench(lambda: kernels.vertical_slash_attention(q, k, v, c, sl, **opts))
             print(f"sweep vertical-slash T={T} {name} {opts}: {t:.2f} ms", flush=True)
     if "quest" not in parts:
@@ -121,9 +124,8 @@ def sweep(T: int, parts: str = "block_sparse,vertical_slash,quest") -> None:
                     torch.tensor([T], device="cuda", dtype=torch.int32))
     qd = torch.randn(1, HQ, D, device="cuda", dtype=DTYPE)
     summ = QuestSummaries.empty(1, pages, HKV, D, DTYPE, "cuda")
-    quest_variants = [{}, {"pdl": True}, {"select_paired": True}, {"pdl": True, "select_paired": True},
-                      {"pages_per_split": 8}, {"bounds_pages": 32}, {"bounds_warps": 8}, {"attend_warps": 8},
-                      {"select_warps": 16}]
+    quest_variants = [{}, {"pdl": False}, {"select_paired": False}, {"pages_per_split": 4}, {"bounds_pages": 64},
+                      {"bounds_warps": 2}, {"attend_warps": 4}, {"select_warps": 4}]
     for rep in range(2):
         for opts in quest_variants:
             t = do_bench_cudagraph(lambda: kernels.quest_decode(qd, cache, 4096, 16, True, summaries=summ, **opts),
@@ -137,6 +139,25 @@ def sweep(T: int, parts: str = "block_sparse,vertical_slash,quest") -> None:
             kernels.quest_decode(qd, cache, 4096, 16, True, summaries=summ)
         torch.cuda.synchronize()
     print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=8), flush=True)
+
+
+def markdown_table(rows: list[dict]) -> str:
+    """The rows as the markdown table of RESULTS.md ("… " marks a part of the row above)."""
+    lines = ["| kind | T | what | sparsity | time | speedup | ideal | % of ideal | Flex time / ours |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        t = f"{r['ms']:.2f} ms" if "ms" in r else f"{r['us']:.1f} µs"
+        if "us_graph" in r:
+            t += f" (graph {r['us_graph']:.1f} µs)"
+        sp = f"{r['speedup']:.2f}x" if "speedup" in r else ""
+        if "speedup_graph" in r:
+            sp += f" (graph {r['speedup_graph']:.2f}x)"
+        what = ("… " if r["what"].startswith(" ") else "") + r["what"].strip()
+        cells = [r["kind"], f"{r['T'] // 1024}k", what, f"{r['sparsity']:.3f}" if "sparsity" in r else "", t, sp,
+                 f"{r['ideal']:.1f}" if "ideal" in r else "", f"{r['pct_ideal']:.0f}%" if "pct_ideal" in r else "",
+                 f"{r['vs_flex']:.2f}x" if "vs_flex" in r else ""]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -171,40 +192,48 @@ def main() -> None:
         k = torch.randn(T, HKV, D, device="cuda", dtype=DTYPE)
         v = torch.randn(T, HKV, D, device="cuda", dtype=DTYPE)
         ke, ve = (x.repeat_interleave(HQ // HKV, dim=1) for x in (k, v))  # dense SDPA gets MHA-shaped K/V
-        t_cudnn = bench(lambda: dense_prefill(q, ke, ve, SDPBackend.CUDNN_ATTENTION))
+        # cuDNN is the yardstick of every ratio, and it drifts by up to 10% within a run on an H100 (208-230 ms
+        # at 128k): it is timed before, between and after the sparse kernels, and the median is used.
+        dense_runs = []
+
+        def time_dense():
+            dense_runs.append(bench(lambda: dense_prefill(q, ke, ve, SDPBackend.CUDNN_ATTENTION)))
+
+        time_dense()
         t_flash = bench(lambda: dense_prefill(q, ke, ve, SDPBackend.FLASH_ATTENTION))
-        row(kind="prefill", T=T, what="dense cuDNN", ms=t_cudnn)
-        row(kind="prefill", T=T, what="dense flash", ms=t_flash)
+        timed = []  # (what, sparsity or None, ms, flex ms or None); ratios once the yardstick is known
         for sparsity in (0.90, 0.95):
             idx = random_block_index(T, sparsity, gen)
-            pairs = float(block_sparse_pairs(idx, T, BLOCK).sum())
-            s = 1 - pairs / (HQ * T * (T + 1) / 2)
-            ideal = 1 / (1 - s)
+            s = 1 - float(block_sparse_pairs(idx, T, BLOCK).sum()) / (HQ * T * (T + 1) / 2)
             t_ours = bench(lambda: kernels.block_sparse_attention(q, k, v, idx, BLOCK))
-            r = dict(kind="prefill", T=T, what=f"block-sparse {sparsity:.0%} (ours)", sparsity=s, ms=t_ours,
-                     speedup=t_cudnn / t_ours, ideal=ideal, pct_ideal=100 * t_cudnn / t_ours / ideal)
+            t_flex = None
             if flex is not None:
                 bm = flex_block_mask(idx, T)
                 qh, kh, vh = (x.transpose(0, 1).unsqueeze(0) for x in (q, k, v))
                 t_flex = bench(lambda: flex(qh, kh, vh, block_mask=bm, enable_gqa=True))
-                row(kind="prefill", T=T, what=f"FlexAttention {sparsity:.0%}", sparsity=s, ms=t_flex,
-                    speedup=t_cudnn / t_flex, ideal=ideal, pct_ideal=100 * t_cudnn / t_flex / ideal)
-                r["vs_flex"] = t_flex / t_ours
-            row(**r)
-            from sftasks.kernels.block_sparse import causal_block_lists
-
-            t_prep = bench(lambda: causal_block_lists(idx))
-            row(kind="prefill", T=T, what=f"  of which block-list prep {sparsity:.0%}", ms=t_prep)
+                timed.append((f"FlexAttention {sparsity:.0%}", s, t_flex, None))
+            timed.append((f"block-sparse {sparsity:.0%} (ours)", s, t_ours, t_flex))
+            timed.append((f"  of which block-list prep {sparsity:.0%}", None, bench(lambda: causal_block_lists(idx)), None))
             del idx
+            time_dense()
         cols, slashes = vertical_slash_pattern(T, gen)
-        pairs = float(vertical_slash_pairs(cols.cpu(), slashes.cpu(), T).sum())
-        s = 1 - pairs / (HQ * T * (T + 1) / 2)
+        s = 1 - float(vertical_slash_pairs(cols.cpu(), slashes.cpu(), T).sum()) / (HQ * T * (T + 1) / 2)
         t_vs = bench(lambda: kernels.vertical_slash_attention(q, k, v, cols, slashes))
-        row(kind="prefill", T=T, what="vertical-slash (ours, index build incl.)", sparsity=s, ms=t_vs,
-            speedup=t_cudnn / t_vs, ideal=1 / (1 - s), pct_ideal=100 * t_cudnn / t_vs * (1 - s))
+        timed.append(("vertical-slash (ours, index build incl.)", s, t_vs, None))
         t_est = bench(lambda: kernels.estimate_vertical_slash(q, k, 256, 1024, int(0.045 * T)))
-        row(kind="prefill", T=T, what="  + estimate_vertical_slash (last 256 q)", ms=t_est,
-            speedup=t_cudnn / (t_vs + t_est), ideal=1 / (1 - s), pct_ideal=100 * t_cudnn / (t_vs + t_est) * (1 - s))
+        timed.append(("vertical-slash + its estimate (last 256 queries)", s, t_vs + t_est, None))
+        timed.append(("  of which estimate_vertical_slash", None, t_est, None))
+        time_dense()
+        t_cudnn = statistics.median(dense_runs)
+        row(kind="prefill", T=T, what="dense cuDNN", ms=t_cudnn, runs_ms=dense_runs)
+        row(kind="prefill", T=T, what="dense flash", ms=t_flash)
+        for what, s, ms, t_flex in timed:
+            r = dict(kind="prefill", T=T, what=what, ms=ms)
+            if s is not None:
+                r.update(sparsity=s, speedup=t_cudnn / ms, ideal=1 / (1 - s), pct_ideal=100 * t_cudnn / ms * (1 - s))
+            if t_flex is not None:
+                r["vs_flex"] = t_flex / ms
+            row(**r)
         del q, k, v, ke, ve
         torch.cuda.empty_cache()
 
@@ -238,19 +267,21 @@ def main() -> None:
             t_cold = bench(lambda: kernels.quest_decode(q, cache, budget, page, True))
             row(kind="decode", T=T, what=f"Quest budget {budget} (ours, summaries rebuilt)", us=1e3 * t_cold,
                 speedup=t_dense / t_cold)
+            # what the vLLM adapter runs: K|V side by side in one buffer, summaries kept per cache page
+            engine = KVCache(*torch.cat([kp, vp], dim=-1).split(D, dim=-1), table, cache.seq_lens, persistent=True)
+            store = QuestSummaries.for_cache(engine.k_pages, page)
 
-    print()
-    print(f"device: {torch.cuda.get_device_name()}  torch {torch.__version__}")
-    print(f"{'kind':8s} {'T':>7s} {'what':48s} {'sparsity':>8s} {'time':>10s} {'speedup':>8s} {'ideal':>6s} {'%ideal':>7s} {'flex/ours':>9s}")
-    for r in rows:
-        t = f"{r['ms']:.2f} ms" if "ms" in r else f"{r['us']:.1f} us"
-        if "us_graph" in r:
-            t += f" (graph {r['us_graph']:.1f})"
-        sp = f"{r['speedup']:.2f}x" if "speedup" in r else ""
-        if "speedup_graph" in r:
-            sp += f" (graph {r['speedup_graph']:.2f}x)"
-        print(f"{r['kind']:8s} {r['T']:>7d} {r['what']:48s} {r.get('sparsity', float('nan')):8.3f} {t:>10s} {sp:>8s} "
-              f"{r.get('ideal', float('nan')):6.1f} {r.get('pct_ideal', float('nan')):6.0f}% {r.get('vs_flex', float('nan')):8.2f}x")
+            def quest_engine():
+                return kernels.quest_decode(q, engine, budget, page, True, summaries=store)
+
+            t_e = bench(quest_engine)
+            t_eg = do_bench_cudagraph(quest_engine, rep=200, return_mode="median")
+            row(kind="decode", T=T, what=f"Quest budget {budget} (ours, engine cache: K|V pages, per-page summaries)",
+                us=1e3 * t_e, us_graph=1e3 * t_eg, speedup=t_dense / t_e, speedup_graph=t_dense_g / t_eg)
+            del engine, store
+
+    print(f"\ndevice: {torch.cuda.get_device_name()}, torch {torch.__version__}, triton {triton.__version__}\n")
+    print(markdown_table(rows))
     if args.out:
         with open(args.out, "w") as f:
             json.dump(rows, f, indent=1)

@@ -38,24 +38,54 @@ from ._tile import LOG2E, attend_tile
 
 @dataclass
 class QuestSummaries:
-    """Per (sequence slot, Quest page, KV head) key min/max, kept across decode steps and updated in
-    place. `ready[b, p, h]` marks pages already summarised; call `reset(b)` when slot b gets a new
-    sequence (or its cached keys change other than by appending)."""
+    """Key min/max per Quest page and KV head, kept across decode steps and updated in place;
+    `ready` marks the pages already summarised. Two ways to key them:
 
-    lo: torch.Tensor  # [B, pages, Hkv, D], the cache's dtype (min/max of its values are exact)
+    - per sequence slot (`empty`): lo[b, p] is page p of sequence b; call `reset(b)` when slot b gets a
+      new sequence (or its cached keys change other than by appending);
+    - per physical cache page (`for_cache`), what a serving engine needs, where the batch changes
+      every step but a cache page keeps its contents until it is written: lo[c, j] is the j-th Quest
+      page inside cache page c. Call `forget(cache_pages)` for the pages written since the last call.
+    """
+
+    lo: torch.Tensor  # [B, pages, Hkv, D] or [cache pages, Quest pages per cache page, Hkv, D]; the cache's dtype
     hi: torch.Tensor
-    ready: torch.Tensor  # [B, pages, Hkv] int8
+    ready: torch.Tensor  # lo.shape[:3], int8
+    by_cache_page: bool = False
 
     @classmethod
     def empty(cls, batch: int, pages: int, num_kv_heads: int, head_dim: int, dtype, device) -> "QuestSummaries":
         lo = torch.empty(batch, pages, num_kv_heads, head_dim, dtype=dtype, device=device)
         return cls(lo, torch.empty_like(lo), torch.zeros(batch, pages, num_kv_heads, dtype=torch.int8, device=device))
 
+    @classmethod
+    def for_cache(cls, k_pages: torch.Tensor, page_size: int) -> "QuestSummaries":
+        """Summaries keyed by the pages of k_pages [cache pages, cache page size, Hkv, D]; Quest pages
+        must tile cache pages (page_size divides the cache's page size)."""
+        num_pages, cache_page, num_kv_heads, head_dim = k_pages.shape
+        if cache_page % page_size:
+            raise InputError(f"summaries per cache page need Quest pages ({page_size}) that divide the cache's "
+                             f"pages ({cache_page})")
+        s = cls.empty(num_pages, cache_page // page_size, num_kv_heads, head_dim, k_pages.dtype, k_pages.device)
+        s.by_cache_page = True
+        return s
+
     def reset(self, b: int | None = None) -> None:
         if b is None:
             self.ready.zero_()
         else:
             self.ready[b].zero_()
+
+    def forget(self, cache_pages: torch.Tensor) -> None:
+        """Tokens were written into these cache pages: their summaries are recomputed when next needed."""
+        self.ready.index_fill_(0, cache_pages.to(self.ready.device, torch.long).flatten(), 0)
+
+
+@triton.jit
+def _token_offsets(table, tok, mask, stride_page, stride_tok, CACHE_PAGE: tl.constexpr):
+    """Offsets of tokens `tok` of one sequence in a paged cache (page ids from its page table row)."""
+    page = tl.load(table + tok // CACHE_PAGE, mask=mask, other=0).to(tl.int64)
+    return page * stride_page + (tok % CACHE_PAGE) * stride_tok
 
 
 @triton.jit
@@ -70,11 +100,11 @@ def _after_previous_launch(PDL: tl.constexpr):
 
 @triton.jit
 def _page_bounds(Q, KPages, PageTable, SeqLens, Lo, Hi, Ready, Bounds,
-                 max_pages, table_cols, stride_qb, stride_qh, stride_kr, stride_kh,
-                 stride_sb, stride_sp, stride_sh, stride_bb, stride_bh,
-                 NUM_KV: tl.constexpr, GROUP: tl.constexpr, SHARE: tl.constexpr, HEAD_DIM: tl.constexpr,
+                 max_pages, table_cols, stride_qb, stride_qh, stride_kp, stride_kt, stride_kh,
+                 stride_sb, stride_sp, stride_sh, stride_rb, stride_rp, stride_bb, stride_bh,
+                 GROUP: tl.constexpr, SHARE: tl.constexpr, HEAD_DIM: tl.constexpr,
                  PAGE: tl.constexpr, CACHE_PAGE: tl.constexpr, ROWS: tl.constexpr, PAGES: tl.constexpr,
-                 IEEE: tl.constexpr, PDL: tl.constexpr = False):
+                 BY_CACHE_PAGE: tl.constexpr, IEEE: tl.constexpr, PDL: tl.constexpr = False):
     _after_previous_launch(PDL)
     b, kvh, pb = tl.program_id(0), tl.program_id(1), tl.program_id(2)
     n = tl.load(SeqLens + b)
@@ -82,22 +112,28 @@ def _page_bounds(Q, KPages, PageTable, SeqLens, Lo, Hi, Ready, Bounds,
     pages = pb * PAGES + tl.arange(0, PAGES)
     page_ok = pages < full
     offs_d = tl.arange(0, HEAD_DIM)
-    summ = b * stride_sb + pages[:, None].to(tl.int64) * stride_sp + kvh * stride_sh + offs_d[None, :]
+    table = PageTable + b * table_cols
+    if BY_CACHE_PAGE:  # summary (cache page, Quest page within it)
+        srow = tl.load(table + pages * PAGE // CACHE_PAGE, mask=page_ok, other=0).to(tl.int64)
+        scol = (pages * PAGE % CACHE_PAGE) // PAGE
+    else:  # summary (sequence, Quest page)
+        srow = b + 0 * pages.to(tl.int64)
+        scol = pages
+    summ = srow[:, None] * stride_sb + scol[:, None] * stride_sp + kvh * stride_sh + offs_d[None, :]
+    ready_ptrs = Ready + srow * stride_rb + scol * stride_rp + kvh
     if pb * PAGES < full:
-        ready = tl.load(Ready + (b * max_pages + pages) * NUM_KV + kvh, mask=page_ok, other=1)
+        ready = tl.load(ready_ptrs, mask=page_ok, other=1)
         if tl.min(ready) == 0:  # summarise this run of pages from the cache, in place
             lo = tl.full([PAGES, HEAD_DIM], float("inf"), tl.float32)
             hi = tl.full([PAGES, HEAD_DIM], float("-inf"), tl.float32)
             for s in tl.static_range(PAGE):
-                tok = pages * PAGE + s
-                phys = tl.load(PageTable + b * table_cols + tok // CACHE_PAGE, mask=page_ok, other=0).to(tl.int64)
-                row = phys * CACHE_PAGE + tok % CACHE_PAGE
-                k = tl.load(KPages + row[:, None] * stride_kr + kvh * stride_kh + offs_d[None, :], mask=page_ok[:, None], other=0.0).to(tl.float32)
+                row = _token_offsets(table, pages * PAGE + s, page_ok, stride_kp, stride_kt, CACHE_PAGE)
+                k = tl.load(KPages + row[:, None] + kvh * stride_kh + offs_d[None, :], mask=page_ok[:, None], other=0.0).to(tl.float32)
                 lo = tl.minimum(lo, k)
                 hi = tl.maximum(hi, k)
             tl.store(Lo + summ, lo.to(Lo.dtype.element_ty), mask=page_ok[:, None])
             tl.store(Hi + summ, hi.to(Hi.dtype.element_ty), mask=page_ok[:, None])
-            tl.store(Ready + (b * max_pages + pages) * NUM_KV + kvh, tl.full([PAGES], 1, tl.int8), mask=page_ok)
+            tl.store(ready_ptrs, tl.full([PAGES], 1, tl.int8), mask=page_ok)
             lo = lo.to(Lo.dtype.element_ty)
             hi = hi.to(Hi.dtype.element_ty)
         else:
@@ -193,7 +229,8 @@ def _select_pages(Bounds, Chosen, num_pages, k, stride_bb, stride_bh, stride_cb,
 @triton.jit
 def _attend_pages(Q, KPages, VPages, PageTable, SeqLens, Chosen, Acc, Ms, Ls,
                   qk_scale, num_chosen, per_split, table_cols,
-                  stride_qb, stride_qh, stride_kr, stride_kh, stride_vr, stride_vh, stride_cb, stride_ch,
+                  stride_qb, stride_qh, stride_kp, stride_kt, stride_kh, stride_vp, stride_vt, stride_vh,
+                  stride_cb, stride_ch,
                   HEADS: tl.constexpr, GROUP: tl.constexpr, HEAD_DIM: tl.constexpr, PAGE: tl.constexpr,
                   CACHE_PAGE: tl.constexpr, ROWS: tl.constexpr, BLOCK_N: tl.constexpr, PDL: tl.constexpr = False):
     """One (sequence, page list, split): HEADS query heads (a GQA group, or one head) over its pages."""
@@ -221,18 +258,20 @@ def _attend_pages(Q, KPages, VPages, PageTable, SeqLens, Chosen, Acc, Ms, Ls,
         page = tl.load(chosen + slot, mask=slot < stop, other=0)
         ok = (slot < stop) & (page < newest)
         tok = page * PAGE + offs_n % PAGE
-        row = tl.load(table + tok // CACHE_PAGE, mask=ok, other=0).to(tl.int64) * CACHE_PAGE + tok % CACHE_PAGE
-        k = tl.load(KPages + row[None, :] * stride_kr + kvh * stride_kh + offs_d[:, None], mask=ok[None, :], other=0.0)
-        v = tl.load(VPages + row[:, None] * stride_vr + kvh * stride_vh + offs_d[None, :], mask=ok[:, None], other=0.0)
+        krow = _token_offsets(table, tok, ok, stride_kp, stride_kt, CACHE_PAGE)
+        vrow = _token_offsets(table, tok, ok, stride_vp, stride_vt, CACHE_PAGE)
+        k = tl.load(KPages + krow[None, :] + kvh * stride_kh + offs_d[:, None], mask=ok[None, :], other=0.0)
+        v = tl.load(VPages + vrow[:, None] + kvh * stride_vh + offs_d[None, :], mask=ok[:, None], other=0.0)
         acc, m_i, l_i = attend_tile(acc, m_i, l_i, q, k, v, qk_scale, ok[None, :], True)
     # the newest page, always read (by the last split)
     if split == num_splits - 1:
         for t0 in range(newest * PAGE, n, BLOCK_N):
             tok = t0 + offs_n
             ok = tok < n
-            row = tl.load(table + tok // CACHE_PAGE, mask=ok, other=0).to(tl.int64) * CACHE_PAGE + tok % CACHE_PAGE
-            k = tl.load(KPages + row[None, :] * stride_kr + kvh * stride_kh + offs_d[:, None], mask=ok[None, :], other=0.0)
-            v = tl.load(VPages + row[:, None] * stride_vr + kvh * stride_vh + offs_d[None, :], mask=ok[:, None], other=0.0)
+            krow = _token_offsets(table, tok, ok, stride_kp, stride_kt, CACHE_PAGE)
+            vrow = _token_offsets(table, tok, ok, stride_vp, stride_vt, CACHE_PAGE)
+            k = tl.load(KPages + krow[None, :] + kvh * stride_kh + offs_d[:, None], mask=ok[None, :], other=0.0)
+            v = tl.load(VPages + vrow[:, None] + kvh * stride_vh + offs_d[None, :], mask=ok[:, None], other=0.0)
             acc, m_i, l_i = attend_tile(acc, m_i, l_i, q, k, v, qk_scale, ok[None, :], True)
     out_rows = (b * tl.num_programs(1) * HEADS + lst * HEADS + heads) * num_splits + split
     tl.store(Acc + out_rows[:, None] * HEAD_DIM + offs_d[None, :], acc, mask=head_ok[:, None])
@@ -266,8 +305,8 @@ def _sm_count(device) -> int:
 
 def quest_decode(q: torch.Tensor, cache, token_budget: int, page_size: int, share_pages: bool = True, *,
                  summaries: QuestSummaries | None = None, splits: int | None = None, select_warps: int = 8,
-                 select_paired: bool = False, pages_per_split: int = 4, bounds_pages: int = 64,
-                 bounds_warps: int = 4, attend_warps: int = 4, pdl: bool = False,
+                 select_paired: bool = True, pages_per_split: int = 8, bounds_pages: int = 32,
+                 bounds_warps: int = 4, attend_warps: int = 8, pdl: bool = True,
                  out: torch.Tensor | None = None) -> torch.Tensor:
     """One new token per sequence: q [B, Hq, D] over the pages Quest picks -> [B, Hq, D].
 
@@ -286,17 +325,17 @@ def quest_decode(q: torch.Tensor, cache, token_budget: int, page_size: int, shar
     check_head_dim(D)
     dev = q.device
     group = Hq // Hkv
-    if not (cache.k_pages.is_contiguous() and cache.v_pages.is_contiguous()):
-        raise InputError("quest_decode needs contiguous k_pages/v_pages [num_pages, page_size, Hkv, D]")
-    k_rows = cache.k_pages.view(num_pages * cache_page, Hkv, D)
-    v_rows = cache.v_pages.view(num_pages * cache_page, Hkv, D)
+    kp, vp = cache.k_pages, cache.v_pages  # any strides (a serving engine's K|V interleaved pages) but a unit last one
+    if kp.stride(-1) != 1 or vp.stride(-1) != 1:
+        raise InputError("quest_decode needs k_pages/v_pages [num_pages, page_size, Hkv, D] with a unit last stride")
     table = cache.page_table.to(device=dev, dtype=torch.int32).contiguous()
     seq_lens = cache.seq_lens.to(device=dev, dtype=torch.int32)
     max_pages = -(-(table.shape[1] * cache_page) // page_size)
     if summaries is None:
         summaries = QuestSummaries.empty(B, max_pages, Hkv, D, cache.k_pages.dtype, dev)
-    elif summaries.lo.shape != (B, max_pages, Hkv, D):
-        raise InputError(f"summaries are for {tuple(summaries.lo.shape)}, this cache needs {(B, max_pages, Hkv, D)}")
+    want = (num_pages, cache_page // page_size, Hkv, D) if summaries.by_cache_page else (B, max_pages, Hkv, D)
+    if summaries.lo.shape != want or (summaries.by_cache_page and cache_page % page_size):
+        raise InputError(f"summaries are for {tuple(summaries.lo.shape)}, this cache and page size need {want}")
     lists = Hkv if share_pages else Hq
     rows = 16  # smallest tl.dot tile; also holds a whole GQA group up to 16 heads
     if group > rows:
@@ -305,11 +344,13 @@ def quest_decode(q: torch.Tensor, cache, token_budget: int, page_size: int, shar
     pdl = pdl and HAS_PDL and q.is_cuda and torch.cuda.get_device_capability(dev)[0] >= 9
     launch = {"PDL": pdl, **({"launch_pdl": True} if pdl else {})}
     _page_bounds[(B, Hkv, triton.cdiv(max_pages, bounds_pages))](
-        q, k_rows, table, seq_lens, summaries.lo, summaries.hi, summaries.ready, bounds,
-        max_pages, table.shape[1], q.stride(0), q.stride(1), k_rows.stride(0), k_rows.stride(1),
-        summaries.lo.stride(0), summaries.lo.stride(1), summaries.lo.stride(2), bounds.stride(0), bounds.stride(1),
-        NUM_KV=Hkv, GROUP=group, SHARE=share_pages, HEAD_DIM=D, PAGE=page_size, CACHE_PAGE=cache_page, ROWS=rows, PAGES=bounds_pages,
-        IEEE=q.dtype == torch.float32, num_warps=bounds_warps, **launch,
+        q, kp, table, seq_lens, summaries.lo, summaries.hi, summaries.ready, bounds,
+        max_pages, table.shape[1], q.stride(0), q.stride(1), kp.stride(0), kp.stride(1), kp.stride(2),
+        summaries.lo.stride(0), summaries.lo.stride(1), summaries.lo.stride(2),
+        summaries.ready.stride(0), summaries.ready.stride(1), bounds.stride(0), bounds.stride(1),
+        GROUP=group, SHARE=share_pages, HEAD_DIM=D, PAGE=page_size, CACHE_PAGE=cache_page, ROWS=rows,
+        PAGES=bounds_pages, BY_CACHE_PAGE=summaries.by_cache_page, IEEE=q.dtype == torch.float32,
+        num_warps=bounds_warps, **launch,
     )
     k = min(token_budget // page_size - 1, max_pages)
     if max_pages <= SELECT_MAX_PAGES:
@@ -330,9 +371,9 @@ def quest_decode(q: torch.Tensor, cache, token_budget: int, page_size: int, shar
     ls = torch.empty_like(ms)
     block_n = max(64, page_size)
     _attend_pages[(B, lists, splits)](
-        q, k_rows, v_rows, table, seq_lens, chosen, acc, ms, ls,
+        q, kp, vp, table, seq_lens, chosen, acc, ms, ls,
         D ** -0.5 * LOG2E, k, per_split, table.shape[1],
-        q.stride(0), q.stride(1), k_rows.stride(0), k_rows.stride(1), v_rows.stride(0), v_rows.stride(1),
+        q.stride(0), q.stride(1), kp.stride(0), kp.stride(1), kp.stride(2), vp.stride(0), vp.stride(1), vp.stride(2),
         chosen.stride(0), chosen.stride(1),
         HEADS=heads, GROUP=group, HEAD_DIM=D, PAGE=page_size, CACHE_PAGE=cache_page, ROWS=rows, BLOCK_N=block_n,
         num_warps=attend_warps, **launch,

@@ -177,7 +177,8 @@ def max_block(head_dim: int) -> int:
 
 def vertical_slash_attention(q, k, v, vertical_idx: torch.Tensor, slash_offsets: torch.Tensor, *,
                              block: int | None = None, block_n: int | None = None, num_warps: int | None = None,
-                             num_stages: int | None = None, out: torch.Tensor | None = None) -> torch.Tensor:
+                             num_stages: int | None = None, maxnreg: int | None = None,
+                             out: torch.Tensor | None = None) -> torch.Tensor:
     """Causal GQA attention of q [T, Hq, D] where query i sees key j <= i iff j is in vertical_idx[h]
     or i - j is in slash_offsets[h] (vertical_idx [Hq, NV], slash_offsets [Hq, NS]; out-of-range
     entries are ignored, duplicates count once). Rows with no key give 0."""
@@ -197,12 +198,13 @@ def vertical_slash_attention(q, k, v, vertical_idx: torch.Tensor, slash_offsets:
     kv_head = (torch.arange(Hq, device=q.device) // (Hq // Hkv)).unsqueeze(1)
     vert_k, vert_v = k[rows, kv_head].contiguous(), v[rows, kv_head].contiguous()  # [Hq, NV, D]
     out = torch.empty_like(q) if out is None else out
+    launch = {} if maxnreg is None else {"maxnreg": maxnreg}
     _vertical_slash_fwd[(Hq * nb,)](
         q, k, v, out, lists["slash"], lists["vert"], lists["cover"], lists["full_list"], lists["full_count"],
         lists["part_list"], lists["part_count"], lists["cols"], lists["col_count"], vert_k, vert_v,
         T, D ** -0.5 * LOG2E, nb, lists["cols"].shape[1],
         q.stride(0), q.stride(1), k.stride(0), k.stride(1), v.stride(0), v.stride(1), out.stride(0), out.stride(1),
         GROUP=Hq // Hkv, HEAD_DIM=D, BLOCK=block, BLOCK_N=block_n,
-        num_warps=num_warps or (8 if block >= 128 else 4), num_stages=num_stages or 2,
+        num_warps=num_warps or (8 if block >= 128 else 4), num_stages=num_stages or 2, **launch,
     )
     return out

@@ -28,6 +28,8 @@ class KVCache:
     seq_lens: [B] tokens cached per sequence (the new token included). `kept`, when set by a
     compression, maps (sequence b, layer) to Hkv sorted index tensors of ALL the tokens decode may
     read (the compressed prompt plus every token generated since: adapters append those).
+    `persistent`: the pages are a serving engine's, alive across steps, and the engine reports every
+    write through `Method.forget_cache_pages`; a method may then keep state per physical page.
     """
 
     k_pages: torch.Tensor
@@ -35,6 +37,7 @@ class KVCache:
     page_table: torch.Tensor
     seq_lens: torch.Tensor
     kept: dict[tuple[int, int], list[torch.Tensor]] | None = None
+    persistent: bool = False
 
     @classmethod
     def from_dense(cls, k: torch.Tensor, v: torch.Tensor, page_size: int = 16) -> "KVCache":
@@ -183,6 +186,11 @@ class Method:
         from .reference import dense_decode
 
         return dense_decode(q, cache, layer, self.stats)
+
+    def forget_cache_pages(self, pages: torch.Tensor | None) -> None:
+        """Tokens were written into these physical pages of a persistent cache (None: a new cache).
+        Engine adapters call this once per step, before any layer runs; a method that keeps state per
+        page (Quest's key summaries) drops what came from the pages' old contents."""
 
     def last_query_keys(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         """bool [Hq, T]: the prompt keys this method lets the last prompt query read (for decode and

@@ -91,6 +91,10 @@ class Quest(Method):
     name = "quest"
     Config = QuestConfig
 
+    def __init__(self, config=None, **params):
+        super().__init__(config, **params)
+        self._stores = {}  # layer -> QuestSummaries over an engine's persistent cache
+
     def validate(self) -> None:
         c = self.config
         check_positive(self.name, token_budget=c.token_budget, page_size=c.page_size)
@@ -112,15 +116,34 @@ class Quest(Method):
         lengths = [int(n) for n in cache.seq_lens]
         budgets = [self.budget(n) for n in lengths]
         kernel = dispatch("quest_decode", quest_decode, q)
+        extra = {}
+        if kernel is not quest_decode and cache.persistent and cache.page_size % c.page_size == 0:
+            extra["summaries"] = self._summaries(layer, cache.k_pages)  # steady decoding: one new page a step
         if len(set(budgets)) == 1:
-            out = kernel(q, cache, budgets[0], c.page_size, c.share_pages)
+            out = kernel(q, cache, budgets[0], c.page_size, c.share_pages, **extra)
         else:  # per-sequence budgets (sparsity mode): one call per sequence
-            out = torch.cat([kernel(q[b : b + 1], _one(cache, b), budgets[b], c.page_size, c.share_pages)
+            out = torch.cat([kernel(q[b : b + 1], _one(cache, b), budgets[b], c.page_size, c.share_pages, **extra)
                              for b in range(q.shape[0])])
         for n, budget in zip(lengths, budgets):
             read = torch.full((Hq,), float(quest_reads(n, budget, c.page_size)), dtype=torch.float64)
             self.stats.add("decode", layer, read, torch.full((Hq,), float(n), dtype=torch.float64))
         return out
+
+    def _summaries(self, layer: int, k_pages: torch.Tensor):
+        """This layer's page summaries over an engine's cache, kept across steps (made on first use)."""
+        from sftasks.kernels.quest import QuestSummaries
+
+        store = self._stores.get(layer)
+        if store is None or store.lo.shape[0] != k_pages.shape[0] or store.lo.device != k_pages.device:
+            store = self._stores[layer] = QuestSummaries.for_cache(k_pages, self.config.page_size)
+        return store
+
+    def forget_cache_pages(self, pages):
+        for store in self._stores.values():
+            if pages is None:
+                store.reset()
+            else:
+                store.forget(pages)
 
     def last_query_keys(self, q, k, v):
         c = self.config

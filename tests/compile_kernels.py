@@ -35,15 +35,17 @@ def case(name, fn, pointers, constexprs, *, arch=90, num_warps=4, **options):
 BLOCK_SPARSE_ARGS = dict(TILE, KDesc="i32", VDesc="i32", Idx=I32, Count=I32)
 BLOCK_SPARSE_HOPPER = dict(BLOCK_SIZE=128, GROUP=7, HEAD_DIM=128, BLOCK_M=128, BLOCK_N=128, USE_TMA=False,
                            WARP_SPEC=False, KV_MAJOR=True)
+BLOCK_SPARSE_TILES = block_sparse._tiles(128, 128, hopper=True)  # the default launch on an H100
 VERTICAL_SLASH_ARGS = dict(TILE, SlashBits="*i8", VertBits="*i8", Cover="*i8", FullList=I32, FullCount=I32,
                            PartList=I32, PartCount=I32, Cols=I32, ColCount=I32, VertK=BF16, VertV=BF16)
 VERTICAL_SLASH_HOPPER = dict(GROUP=7, HEAD_DIM=128, BLOCK=128, BLOCK_N=128)
 
 CASES = [  # launch options as the wrappers' defaults set them (the prefill kernels launch with num_stages=2)
-    case("block_sparse", block_sparse._block_sparse_fwd, BLOCK_SPARSE_ARGS, BLOCK_SPARSE_HOPPER, num_warps=8,
-         num_stages=2),
-    case("block_sparse maxnreg=128", block_sparse._block_sparse_fwd, BLOCK_SPARSE_ARGS,
-         dict(BLOCK_SPARSE_HOPPER, BLOCK_N=64), num_warps=8, num_stages=2, maxnreg=128),
+    case("block_sparse", block_sparse._block_sparse_fwd, BLOCK_SPARSE_ARGS,
+         dict(BLOCK_SPARSE_HOPPER, BLOCK_M=BLOCK_SPARSE_TILES[0], BLOCK_N=BLOCK_SPARSE_TILES[1]), num_warps=8,
+         num_stages=2, maxnreg=BLOCK_SPARSE_TILES[2]),
+    case("block_sparse block_n=128", block_sparse._block_sparse_fwd, BLOCK_SPARSE_ARGS, BLOCK_SPARSE_HOPPER,
+         num_warps=8, num_stages=2),
     case("block_sparse block_size=256", block_sparse._block_sparse_fwd, BLOCK_SPARSE_ARGS,
          dict(BLOCK_SPARSE_HOPPER, BLOCK_SIZE=256), num_warps=8, num_stages=2),
     case("block_sparse sm80", block_sparse._block_sparse_fwd, BLOCK_SPARSE_ARGS,
@@ -56,7 +58,7 @@ CASES = [  # launch options as the wrappers' defaults set them (the prefill kern
     case("vertical_slash sm80", vertical_slash._vertical_slash_fwd, VERTICAL_SLASH_ARGS, VERTICAL_SLASH_HOPPER,
          arch=80, num_warps=8, num_stages=2),
     *(case(f"block_sparse head_dim=256 sm{arch}", block_sparse._block_sparse_fwd, BLOCK_SPARSE_ARGS,
-           dict(BLOCK_SPARSE_HOPPER, HEAD_DIM=256, **dict(zip(("BLOCK_M", "BLOCK_N"), block_sparse._tiles(128, 256)))),
+           dict(BLOCK_SPARSE_HOPPER, HEAD_DIM=256, **dict(zip(("BLOCK_M", "BLOCK_N"), block_sparse._tiles(128, 256)[:2]))),
            arch=arch, num_warps=8, num_stages=2) for arch in (90, 80)),
     *(case(f"vertical_slash head_dim=256 sm{arch}", vertical_slash._vertical_slash_fwd, VERTICAL_SLASH_ARGS,
            dict(VERTICAL_SLASH_HOPPER, HEAD_DIM=256, BLOCK=vertical_slash.max_block(256),
@@ -66,8 +68,8 @@ CASES = [  # launch options as the wrappers' defaults set them (the prefill kern
          dict(GROUP=7, HEAD_DIM=128, BLOCK=64, ROWS=64)),
     case("quest bounds pdl", quest._page_bounds,
          dict(Q=BF16, KPages=BF16, PageTable=I32, SeqLens=I32, Lo=BF16, Hi=BF16, Ready="*i8", Bounds=F32),
-         dict(NUM_KV=4, GROUP=7, SHARE=True, HEAD_DIM=128, PAGE=16, CACHE_PAGE=16, ROWS=16, PAGES=64, IEEE=False,
-              PDL=True), launch_pdl=True),
+         dict(GROUP=7, SHARE=True, HEAD_DIM=128, PAGE=16, CACHE_PAGE=16, ROWS=16, PAGES=32, BY_CACHE_PAGE=True,
+              IEEE=False, PDL=True), launch_pdl=True),
     case("quest select paired pdl", quest._select_pages, dict(Bounds=F32, Chosen=I32),
          dict(N=8192, PAIRED=True, PDL=True), num_warps=8, launch_pdl=True),
     case("quest select", quest._select_pages, dict(Bounds=F32, Chosen=I32), dict(N=8192, PAIRED=False, PDL=False),

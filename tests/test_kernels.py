@@ -149,8 +149,78 @@ def test_quest_equals_reference_across_steps(gen, Hq, Hkv, D, page, cache_page, 
         q = randn(gen, len(lens), Hq, D)
         out = kernels.quest_decode(q, cache, budget, page, share, summaries=summaries)
         assert_close(out, ref_quest(q, cache, budget, page, share), gen, 2e-3)
-        # fresh summaries and the paired threshold search pick the same pages
-        assert_close(kernels.quest_decode(q, cache, budget, page, share, select_paired=True), out, gen, 0.0)
+        # fresh summaries and the one-threshold search (the default is two a round) pick the same pages
+        assert_close(kernels.quest_decode(q, cache, budget, page, share, select_paired=False), out, gen, 0.0)
+
+
+def test_quest_reads_interleaved_pages_as_vllm_lays_them_out(gen):
+    """vLLM's flash cache keeps a token's key and value side by side ([pages, page, Hkv, 2D]), so k_pages
+    and v_pages are strided views: the kernel must read them in place, as it reads contiguous pages."""
+    cache = paged_cache(gen, [150, 90], 2, 64, 16, torch.float16)
+    both = torch.cat([cache.k_pages, cache.v_pages], dim=-1)  # one buffer, K|V per token and head
+    k_view, v_view = both.split(64, dim=-1)
+    assert not k_view.is_contiguous()
+    strided = KVCache(k_view, v_view, cache.page_table, cache.seq_lens)
+    q = randn(gen, 2, 8, 64)
+    out = kernels.quest_decode(q, strided, 64, 16, True)
+    assert_close(out, ref_quest(q, cache, 64, 16, True), gen, 2e-3)
+
+
+@pytest.mark.parametrize("page, cache_page", [(16, 16), (8, 16)])
+def test_quest_summaries_per_cache_page_follow_writes_and_reused_pages(gen, page, cache_page):
+    """A serving engine's batch changes every step while cache pages keep their contents until written.
+    Summaries keyed by cache page stay right across steps as long as the written pages are forgotten:
+    a sequence that grows, then a new sequence on the freed pages of the old one (the stale summaries
+    would pick other pages: checked, so that the test can fail)."""
+    Hq, Hkv, D, budget = 4, 2, 64, 4 * page
+    cache = paged_cache(gen, [17 * cache_page, 17 * cache_page], Hkv, D, cache_page, torch.float16)
+    store = QuestSummaries.for_cache(cache.k_pages, page)
+    row0 = cache.page_table[0:1]
+    for n in (16 * cache_page - 5, 16 * cache_page + 1, 16 * cache_page + 3):  # sequence 0 grows, writing its newest page
+        step = KVCache(cache.k_pages, cache.v_pages, row0, torch.tensor([n]))
+        store.forget(row0[0, (n - 1) // cache_page])
+        q = randn(gen, 1, Hq, D)
+        out = kernels.quest_decode(q, step, budget, page, True, summaries=store)
+        assert_close(out, ref_quest(q, step, budget, page, True), gen, 2e-3)
+    # sequence 0 leaves; a new sequence gets its (summarised) pages in another order, and the engine writes its prompt
+    n = 16 * cache_page
+    used = row0[0, :16]
+    new_row = used[torch.randperm(len(used), generator=gen)].unsqueeze(0)
+    cache.k_pages[used] = randn(gen, len(used), cache_page, Hkv, D) * 3
+    step = KVCache(cache.k_pages, cache.v_pages, new_row, torch.tensor([n]))
+    q = randn(gen, 1, Hq, D)
+    ref = ref_quest(q, step, budget, page, True)
+    stale = kernels.quest_decode(q, step, budget, page, True, summaries=QuestSummaries(
+        store.lo.clone(), store.hi.clone(), store.ready.clone(), by_cache_page=True))
+    assert (stale.float() - ref.float()).abs().max() > 1e-2  # without forgetting, the old summaries mislead
+    store.forget(new_row)
+    assert_close(kernels.quest_decode(q, step, budget, page, True, summaries=store), ref, gen, 2e-3)
+
+
+def test_quest_method_keeps_summaries_over_an_engines_cache(gen, monkeypatch):
+    """Through the method hook on a persistent (engine) cache, Quest keeps one summary store per layer
+    across steps, and the engine's write reports keep it right: equal to the reference at every step."""
+    from sftasks.methods import quest as quest_method
+
+    monkeypatch.setattr(quest_method, "dispatch", lambda name, ref, tensor: getattr(kernels, name))
+    method = quest_method.Quest(token_budget=64, page_size=16)
+    cache = paged_cache(gen, [300, 300], 2, 64, 16, torch.float16)
+    stores = []
+    for n in (200, 201, 217):
+        step = KVCache(cache.k_pages, cache.v_pages, cache.page_table, torch.tensor([n, n - 50]), persistent=True)
+        method.forget_cache_pages(cache.page_table[:, (n - 1) // 16])  # what the adapter reports: the newest pages
+        method.forget_cache_pages(cache.page_table[:, (n - 51) // 16])
+        q = randn(gen, 2, 8, 64)
+        assert_close(method.decode(q, step, layer=3), ref_quest(q, step, 64, 16, True), gen, 2e-3)
+        stores.append(method._stores[3])
+    assert stores[0] is stores[-1] and stores[0].by_cache_page and stores[0].ready.any()
+    method.forget_cache_pages(None)
+    assert not stores[0].ready.any()
+
+
+def test_summaries_per_cache_page_need_quest_pages_that_tile_cache_pages():
+    with pytest.raises(InputError, match="divide"):
+        QuestSummaries.for_cache(torch.zeros(4, 16, 2, 64, dtype=torch.float16), 32)
 
 
 @pytest.mark.parametrize("paired", [False, True])

@@ -53,7 +53,13 @@ def test_block_sparse_compiles_for_ampere_with_mma(compiled):
 
 
 def test_register_cap_reaches_the_code(compiled):
-    assert compiled["block_sparse maxnreg=128"]["maxnreg"] and not compiled["block_sparse"]["maxnreg"]
+    assert compiled["block_sparse"]["maxnreg"] and not compiled["block_sparse block_n=128"]["maxnreg"]
+
+
+def test_default_block_sparse_fits_two_programs_per_h100_sm(compiled):
+    """The default H100 launch is fast because two programs share an SM (one's softmax runs under the
+    other's matrix products): two must fit the SM's 228 KB of shared memory (the cap fits their registers)."""
+    assert 2 * compiled["block_sparse"]["shared"] <= 228 * 1024
 
 
 def test_quest_waits_for_the_previous_kernel_only_with_pdl(compiled):

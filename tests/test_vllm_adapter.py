@@ -268,6 +268,59 @@ def test_user_method_counting_per_batch_still_gets_per_request_sparsity(llm):
         assert stats["decode"]["overall"] == pytest.approx(1 - reads / sum(decode_lengths(n)), abs=1e-12)
 
 
+class PageWatch(Method):
+    """Test-only: keeps a copy of every cache block it reads, keyed by physical block as Quest keeps its
+    key summaries, and on each later read notes a block whose keys changed though no write to it was
+    reported through `forget_cache_pages`. Decode itself is dense."""
+
+    name = "test_page_watch"
+    seen: dict = {}  # (layer, block) -> its keys when last read
+    stale: list = []  # (layer, block) read with changed keys and no reported write
+    reported = 0
+
+    def forget_cache_pages(self, pages):
+        drop = None if pages is None else set(pages.tolist())
+        for key in [key for key in PageWatch.seen if drop is None or key[1] in drop]:
+            del PageWatch.seen[key]
+        PageWatch.reported += 0 if drop is None else len(drop)
+
+    def decode(self, q, cache, layer):
+        assert cache.persistent
+        for b in range(q.shape[0]):
+            for block in cache.page_table[b, : -(-int(cache.seq_lens[b]) // cache.page_size)].tolist():
+                keys, old = cache.k_pages[block].clone(), PageWatch.seen.get((layer, block))
+                if old is not None and not torch.equal(old, keys):
+                    PageWatch.stale.append((layer, block))
+                PageWatch.seen[(layer, block)] = keys
+        return super().decode(q, cache, layer)
+
+
+class PageWatchUnreported(PageWatch):
+    """The same watch with no writes reported: the control that shows the watch can see stale blocks."""
+
+    name = "test_page_watch_unreported"
+    forget_cache_pages = Method.forget_cache_pages
+
+
+@pytest.mark.parametrize("watch", [PageWatch, PageWatchUnreported])
+def test_every_cache_write_is_reported_to_methods_that_keep_per_block_state(llm, plain_tokens, watch):
+    """Requests that join and finish at different steps, then new ones on the freed blocks: a block the
+    adapter does not report as written (prefill or decode) reads back unchanged, so per-block state such
+    as Quest's key summaries stays valid; without the reports the watch sees the changes."""
+    PageWatch.seen.clear(), PageWatch.stale.clear()
+    PageWatch.reported = 0
+    llm.set_method(watch())
+    budgets = (2, 9, 4, 13)
+    outs = llm.generate([prompt(n, salt=1) for n in (301, 450, 300, 260)], [greedy(b) for b in budgets], use_tqdm=False)
+    outs += llm.generate([prompt(n) for n in LENGTHS], greedy(), use_tqdm=False)  # on blocks freed above
+    assert tokens(outs[4:]) == plain_tokens  # dense decode: the watch itself changes nothing
+    assert PageWatch.seen
+    if watch is PageWatch:
+        assert PageWatch.stale == [] and PageWatch.reported > 0
+    else:
+        assert PageWatch.stale and PageWatch.reported == 0
+
+
 def test_tensor_parallel_2_matches_one_rank(llm, model):
     """TP=2 on CPU (two worker processes, each with 2 query heads and 1 KV head): same tokens, and the
     per-request counts of both ranks merge into the same per-head sparsity as one rank reports."""

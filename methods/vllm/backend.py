@@ -62,7 +62,7 @@ def make_backend(native: type, paged_kv: Callable, name: str | None = None) -> t
             self.sftasks = spec_from_config(vllm_config) is not None
             if self.sftasks:
                 heads = vllm_config.model_config.get_num_attention_heads(vllm_config.parallel_config)
-                RUNTIME.register_layers(layer_names, heads, kv_cache_spec.num_kv_heads)
+                RUNTIME.register_layers(layer_names, heads, kv_cache_spec.num_kv_heads, kv_cache_spec.block_size)
             if self.sftasks and self.reorder_batch_threshold is None:
                 self.reorder_batch_threshold = 1  # decodes first, so the native kernel can take them as a prefix
 

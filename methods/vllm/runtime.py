@@ -63,6 +63,20 @@ class Step:
     routed: bool = True  # False when every row takes the native path (dense hooks only)
 
 
+def written_blocks(starts: list[int], seq_lens: list[int], block_table: torch.Tensor, block_size: int) -> torch.Tensor:
+    """The cache blocks this step writes: row r's new tokens are the last starts[r+1] - starts[r] of its
+    seq_lens[r], in the blocks of its block table that hold them."""
+    rows, cols = [], []
+    for r, n in enumerate(seq_lens[: len(starts) - 1]):
+        new = starts[r + 1] - starts[r]
+        if new > 0:
+            span = range((n - new) // block_size, (n - 1) // block_size + 1)
+            rows += [r] * len(span)
+            cols += span
+    index = lambda x: torch.tensor(x, dtype=torch.long, device=block_table.device)  # noqa: E731
+    return block_table[index(rows), index(cols)]
+
+
 @dataclass
 class RequestState:
     stats: SparsityStats = field(default_factory=SparsityStats)
@@ -79,6 +93,7 @@ class Runtime:
         self.method: Method | None = None
         self.runner: Any = None  # the worker's model runner, for request ids (set by the worker extension)
         self.layers: dict[int, tuple[int, int]] = {}  # layer -> (query heads, kv heads) on this rank
+        self.block_size = 0  # the KV cache's tokens per block
         self.requests: dict[str, RequestState] = {}
         self.layout_checked = False
         self.idle = SparsityStats()  # where a method's stats go outside a request's hook call
@@ -88,6 +103,7 @@ class Runtime:
     # ---- configuration -------------------------------------------------------------------------
     def configure(self, spec: dict) -> None:
         if spec == self.spec and self.method is not None:
+            self.method.forget_cache_pages(None)  # kept for a new engine: its per-page state is stale
             return
         self.method = build_method(spec)
         self.method.stats = self.idle
@@ -150,6 +166,8 @@ class Runtime:
             state = self.requests.setdefault(keys[r], RequestState())
             q = starts[r + 1] - starts[r]
             state.dense["prefill"] += q * (2 * seq_lens[r] - q + 1) / 2
+        if self.method.overrides("forget_cache_pages"):  # before any layer reads the cache this step
+            self.method.forget_cache_pages(written_blocks(starts, seq_lens, cm.block_table_tensor, self.block_size))
         self.mixed_steps += bool(prefill_rows and decode_rows)
         routed = bool(prefill_rows and (method_prefill or compress)) or bool(decode_rows and method_decode)
         step = Step(keys, starts, seq_lens, decode_rows, prefill_rows, cm.block_table_tensor, cm.seq_lens,
@@ -222,7 +240,7 @@ class Runtime:
             recorder = _Recorder()
             self.method.stats = recorder
             tokens = torch.tensor([step.starts[r] for r in rows], device=q_all.device)
-            cache = KVCache(k_pages, v_pages, step.block_table[rows], step.seq_lens_t[rows])
+            cache = KVCache(k_pages, v_pages, step.block_table[rows], step.seq_lens_t[rows], persistent=True)
             kept = {(b, index): self.kept_tokens(step, r, index) for b, r in enumerate(rows)}
             cache.kept = {key: value for key, value in kept.items() if value is not None} or None
             out = self.method.decode(q_all[tokens], cache, index)
@@ -250,7 +268,7 @@ class Runtime:
         state = self.requests.setdefault(step.keys[r], RequestState())
         self.method.stats = state.stats
         s = step.starts[r]
-        cache = KVCache(k_pages, v_pages, step.block_table[r : r + 1], step.seq_lens_t[r : r + 1])
+        cache = KVCache(k_pages, v_pages, step.block_table[r : r + 1], step.seq_lens_t[r : r + 1], persistent=True)
         kept = self.kept_tokens(step, r, index)
         if kept is not None:
             cache.kept = {(0, index): kept}
@@ -264,10 +282,12 @@ class Runtime:
             index = impl.sftasks_layer = extract_layer_index(layer.layer_name)
         return index
 
-    def register_layers(self, layer_names: list[str], num_heads: int, num_kv_heads: int) -> None:
-        """The attention layers of this rank and their local head counts (for the dense-path counts)."""
+    def register_layers(self, layer_names: list[str], num_heads: int, num_kv_heads: int, block_size: int) -> None:
+        """The attention layers of this rank, their local head counts (for the dense-path counts) and
+        the cache's block size (to name the blocks each step writes)."""
         from vllm.model_executor.models.utils import extract_layer_index
 
+        self.block_size = block_size
         for name in layer_names:
             self.layers[extract_layer_index(name)] = (num_heads, num_kv_heads)
 
