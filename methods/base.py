@@ -5,7 +5,9 @@ Shapes (one sequence, causal, GQA with Hq = G * Hkv):
 - `prefill(q [T, Hq, D], k [T, Hkv, D], v [T, Hkv, D], layer) -> out [T, Hq, D]`
 - `compress(q, k, v, layer) -> list of Hkv LongTensors`: kept token indices per KV head, sorted
 - `decode(q [B, Hq, D], cache: KVCache, layer) -> out [B, Hq, D]`: one new token per sequence
-Engine adapters (transformers, vLLM) call these hooks; methods know nothing of engines or tasks.
+Engine adapters (transformers, vLLM) call these hooks; methods know nothing of engines or tasks. An engine
+whose cache outlives a step (vLLM) also reports the pages each step writes (`forget_cache_pages`), so that
+a method may keep state per cache page.
 """
 
 from __future__ import annotations

@@ -134,7 +134,9 @@ class Quest(Method):
         from sftasks.kernels.quest import QuestSummaries
 
         store = self._stores.get(layer)
-        if store is None or store.lo.shape[0] != k_pages.shape[0] or store.lo.device != k_pages.device:
+        pages, cache_page, heads, dim = k_pages.shape
+        if store is None or store.lo.shape != (pages, cache_page // self.config.page_size, heads, dim) \
+                or store.lo.device != k_pages.device:
             store = self._stores[layer] = QuestSummaries.for_cache(k_pages, self.config.page_size)
         return store
 
