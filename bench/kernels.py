@@ -4,8 +4,9 @@ One Qwen2.5-7B attention layer (28 query heads, 4 KV heads, head_dim 128, bf16),
   python bench/kernels.py [--lengths 32k,64k,128k] [--out results.json]
   python bench/kernels.py --sweep-only [--sweep-parts block_sparse,vertical_slash,quest] --lengths 128k
       (tuning knobs side by side, twice each; RESULTS.md records which paid)
-Prints one markdown table (the one in RESULTS.md). `ideal` is 1 / (1 - sparsity) with sparsity counted in causal (query, key) pairs;
-`% ideal` is (cuDNN dense time / ours) / ideal. Index builds are inside the timed region.
+Prints one markdown table (the one in RESULTS.md). `ideal` is 1 / (1 - sparsity) with sparsity counted
+in causal (query, key) pairs; `% ideal` is (cuDNN dense time / ours) / ideal, with the median of four
+cuDNN timings per length. Index builds are inside the timed region.
 """
 
 from __future__ import annotations
