@@ -117,7 +117,7 @@ def _page_bounds(Q, KPages, PageTable, SeqLens, Lo, Hi, Ready, Bounds,
         srow = tl.load(table + pages * PAGE // CACHE_PAGE, mask=page_ok, other=0).to(tl.int64)
         scol = (pages * PAGE % CACHE_PAGE) // PAGE
     else:  # summary (sequence, Quest page)
-        srow = b + 0 * pages.to(tl.int64)
+        srow = tl.zeros([PAGES], tl.int64) + b
         scol = pages
     summ = srow[:, None] * stride_sb + scol[:, None] * stride_sp + kvh * stride_sh + offs_d[None, :]
     ready_ptrs = Ready + srow * stride_rb + scol * stride_rp + kvh
