@@ -116,6 +116,29 @@ def check_quest(lens, Hq, Hkv, D, budget, page, cache_page, share, dtype):
         report(f"quest K|V interleaved pages, summaries per cache page, share={share} {dtype}", out, ref)
 
 
+def check_quest_transformers_cache(B, S, Hq, Hkv, D, budget, page, dtype, steps=2):
+    """transformers' cache [B, Hkv, S, D], reallocated as it grows, read in place (one page per sequence)
+    with per-sequence summaries grown along. Long caches (head stride * heads past 2**31) are checked
+    against the same kernel on a paged copy, short ones against the reference."""
+    k = torch.randn(B, Hkv, S, D, device="cuda", dtype=dtype)
+    v = torch.randn_like(k)
+    store = QuestSummaries.empty(B, 1, Hkv, D, dtype, "cuda")
+    for step in range(steps):
+        if step:
+            k, v = (torch.cat([x, torch.randn_like(x[:, :, :1])], dim=2) for x in (k, v))
+        cache = KVCache.from_batch(k.transpose(1, 2), v.transpose(1, 2))
+        store = store.with_room(-(-k.shape[2] // page))
+        q = torch.randn(B, Hq, D, device="cuda", dtype=dtype)
+        out = kernels.quest_decode(q, cache, budget, page, True, summaries=store, out=poisoned(q))
+        if k.shape[2] <= 65536:
+            ref = ref_quest(q.float(), KVCache.from_batch(k.float().transpose(1, 2), v.float().transpose(1, 2)), budget, page, True)
+        else:
+            paged = [KVCache.from_dense(k[b].transpose(0, 1), v[b].transpose(0, 1), 16) for b in range(B)]
+            ref = torch.cat([kernels.quest_decode(q[b : b + 1], paged[b], budget, page, True) for b in range(B)])
+            del paged
+        report(f"quest transformers' cache in place B={B} S={k.shape[2]} Hq={Hq} Hkv={Hkv} step {step} {dtype}", out, ref)
+
+
 def main() -> int:
     torch.manual_seed(0)
     bf, fp = torch.bfloat16, torch.float16
@@ -137,6 +160,8 @@ def main() -> int:
         ([8192, 3001, 77], 28, 4, 128, 1024, 16, 16, True), ([8192, 3001, 77], 28, 4, 128, 1024, 16, 16, False),
         ([5000, 4096], 7, 1, 64, 256, 16, 64, True), ([2049, 1500, 900, 4000], 8, 8, 128, 512, 32, 16, True)]:
         run(check_quest, lens, Hq, Hkv, D, budget, page, cpage, share, bf)
+    run(check_quest_transformers_cache, 2, 5000, 28, 4, 128, 1024, 16, bf)
+    run(check_quest_transformers_cache, 1, 2**22 + 5, 8, 8, 128, 4096, 16, bf, steps=1)  # 7 * S * 128 > 2**31
     print(f"{len(failures)} failures" + (": " + ", ".join(failures) if failures else ""))
     return 1 if failures else 0
 

@@ -125,8 +125,8 @@ def sweep(T: int, parts: str = "block_sparse,vertical_slash,quest") -> None:
                     torch.tensor([T], device="cuda", dtype=torch.int32))
     qd = torch.randn(1, HQ, D, device="cuda", dtype=DTYPE)
     summ = QuestSummaries.empty(1, pages, HKV, D, DTYPE, "cuda")
-    quest_variants = [{}, {"pdl": False}, {"select_paired": False}, {"pages_per_split": 4}, {"bounds_pages": 64},
-                      {"bounds_warps": 2}, {"attend_warps": 4}, {"select_warps": 4}]
+    quest_variants = [{}, {"select_warps": 16}, {"select_warps": 32}, {"bounds_warps": 2}, {"pages_per_split": 16},
+                      {"pdl": False}]
     for rep in range(2):
         for opts in quest_variants:
             t = do_bench_cudagraph(lambda: kernels.quest_decode(qd, cache, 4096, 16, True, summaries=summ, **opts),
@@ -255,31 +255,30 @@ def main() -> None:
         t_dense = bench(dense)
         t_dense_g = do_bench_cudagraph(dense, rep=200, return_mode="median")
         row(kind="decode", T=T, what="dense decode (SDPA)", us=1e3 * t_dense, us_graph=1e3 * t_dense_g)
+        # the cache as each adapter hands it over: paged (the steady decode loop), vLLM's K|V side by side in
+        # one buffer with summaries per cache page, transformers' [B, Hkv, S, D] in place (one page per sequence)
+        engine = KVCache(*torch.cat([kp, vp], dim=-1).split(D, dim=-1), table, cache.seq_lens, persistent=True)
+        kh, vh = (x.view(pages * page, HKV, D)[:T].transpose(0, 1).contiguous().unsqueeze(0) for x in (kp, vp))
+        in_place = KVCache.from_batch(kh.transpose(1, 2), vh.transpose(1, 2))
+        layouts = {"steady": (cache, lambda: QuestSummaries.empty(1, pages, HKV, D, DTYPE, "cuda")),
+                   "engine cache: K|V pages, per-page summaries": (engine, lambda: QuestSummaries.for_cache(engine.k_pages, page)),
+                   "transformers' cache [Hkv, S, D] in place": (in_place, lambda: QuestSummaries.empty(1, pages, HKV, D, DTYPE, "cuda"))}
         for budget in (1024, 4096):
-            summ = QuestSummaries.empty(1, pages, HKV, D, DTYPE, "cuda")
+            for label, (layout, new_store) in layouts.items():
+                store = new_store()
 
-            def quest():
-                return kernels.quest_decode(q, cache, budget, page, True, summaries=summ)
+                def quest():
+                    return kernels.quest_decode(q, layout, budget, page, True, summaries=store)
 
-            t_q = bench(quest)
-            t_qg = do_bench_cudagraph(quest, rep=200, return_mode="median")
-            row(kind="decode", T=T, what=f"Quest budget {budget} (ours, steady)", us=1e3 * t_q, us_graph=1e3 * t_qg,
-                speedup=t_dense / t_q, speedup_graph=t_dense_g / t_qg)
-            t_cold = bench(lambda: kernels.quest_decode(q, cache, budget, page, True))
-            row(kind="decode", T=T, what=f"Quest budget {budget} (ours, summaries rebuilt)", us=1e3 * t_cold,
-                speedup=t_dense / t_cold)
-            # what the vLLM adapter runs: K|V side by side in one buffer, summaries kept per cache page
-            engine = KVCache(*torch.cat([kp, vp], dim=-1).split(D, dim=-1), table, cache.seq_lens, persistent=True)
-            store = QuestSummaries.for_cache(engine.k_pages, page)
-
-            def quest_engine():
-                return kernels.quest_decode(q, engine, budget, page, True, summaries=store)
-
-            t_e = bench(quest_engine)
-            t_eg = do_bench_cudagraph(quest_engine, rep=200, return_mode="median")
-            row(kind="decode", T=T, what=f"Quest budget {budget} (ours, engine cache: K|V pages, per-page summaries)",
-                us=1e3 * t_e, us_graph=1e3 * t_eg, speedup=t_dense / t_e, speedup_graph=t_dense_g / t_eg)
-            del engine, store
+                t_q = bench(quest)
+                t_qg = do_bench_cudagraph(quest, rep=200, return_mode="median")
+                row(kind="decode", T=T, what=f"Quest budget {budget} (ours, {label})", us=1e3 * t_q, us_graph=1e3 * t_qg,
+                    speedup=t_dense / t_q, speedup_graph=t_dense_g / t_qg)
+                if label == "steady":
+                    t_cold = bench(lambda: kernels.quest_decode(q, cache, budget, page, True))
+                    row(kind="decode", T=T, what=f"Quest budget {budget} (ours, summaries rebuilt)", us=1e3 * t_cold,
+                        speedup=t_dense / t_cold)
+        del engine, in_place, kh, vh
 
     print(f"\ndevice: {torch.cuda.get_device_name()}, torch {torch.__version__}, triton {triton.__version__}\n")
     print(markdown_table(rows))

@@ -42,7 +42,8 @@ class QuestSummaries:
     `ready` marks the pages already summarised. Two ways to key them:
 
     - per sequence slot (`empty`): lo[b, p] is page p of sequence b; call `reset(b)` when slot b gets a
-      new sequence (or its cached keys change other than by appending);
+      new sequence (or its cached keys change other than by appending); `with_room` grows a store as
+      the sequences grow, wherever their cache lives (transformers reallocates its own every step);
     - per physical cache page (`for_cache`), what a serving engine needs, where the batch changes
       every step but a cache page keeps its contents until it is written: lo[c, j] is the j-th Quest
       page inside cache page c. Call `forget(cache_pages)` for the pages written since the last call.
@@ -69,6 +70,23 @@ class QuestSummaries:
         s = cls.empty(num_pages, cache_page // page_size, num_kv_heads, head_dim, k_pages.dtype, k_pages.device)
         s.by_cache_page = True
         return s
+
+    def with_room(self, pages: int) -> "QuestSummaries":
+        """Per-sequence summaries with room for at least `pages` pages: self, or a copy twice as large
+        (for a cache that grows by appending, like transformers')."""
+        have = self.lo.shape[1]
+        if self.by_cache_page or have >= pages:
+            return self
+        grown = QuestSummaries.empty(self.lo.shape[0], max(pages, 2 * have), *self.lo.shape[2:], self.lo.dtype,
+                                     self.lo.device)
+        grown.lo[:, :have] = self.lo
+        grown.hi[:, :have] = self.hi
+        grown.ready[:, :have] = self.ready
+        return grown
+
+    def row(self, b: int) -> "QuestSummaries":
+        """Sequence b's per-sequence summaries as a one-sequence store (views: updates land in self)."""
+        return QuestSummaries(self.lo[b : b + 1], self.hi[b : b + 1], self.ready[b : b + 1])
 
     def reset(self, b: int | None = None) -> None:
         if b is None:
@@ -128,7 +146,7 @@ def _page_bounds(Q, KPages, PageTable, SeqLens, Lo, Hi, Ready, Bounds,
             hi = tl.full([PAGES, HEAD_DIM], float("-inf"), tl.float32)
             for s in tl.static_range(PAGE):
                 row = _token_offsets(table, pages * PAGE + s, page_ok, stride_kp, stride_kt, CACHE_PAGE)
-                k = tl.load(KPages + row[:, None] + kvh * stride_kh + offs_d[None, :], mask=page_ok[:, None], other=0.0).to(tl.float32)
+                k = tl.load(KPages + row[:, None] + kvh.to(tl.int64) * stride_kh + offs_d[None, :], mask=page_ok[:, None], other=0.0).to(tl.float32)
                 lo = tl.minimum(lo, k)
                 hi = tl.maximum(hi, k)
             tl.store(Lo + summ, lo.to(Lo.dtype.element_ty), mask=page_ok[:, None])
@@ -239,7 +257,7 @@ def _attend_pages(Q, KPages, VPages, PageTable, SeqLens, Chosen, Acc, Ms, Ls,
     num_splits = tl.num_programs(2)
     n = tl.load(SeqLens + b)
     newest = (n - 1) // PAGE
-    kvh = (lst * HEADS) // GROUP
+    kvh = ((lst * HEADS) // GROUP).to(tl.int64)  # times a head stride that may be a whole sequence (transformers' cache)
     heads = tl.arange(0, ROWS)
     head_ok = heads < HEADS
     offs_d = tl.arange(0, HEAD_DIM)
@@ -333,9 +351,16 @@ def quest_decode(q: torch.Tensor, cache, token_budget: int, page_size: int, shar
     max_pages = -(-(table.shape[1] * cache_page) // page_size)
     if summaries is None:
         summaries = QuestSummaries.empty(B, max_pages, Hkv, D, cache.k_pages.dtype, dev)
-    want = (num_pages, cache_page // page_size, Hkv, D) if summaries.by_cache_page else (B, max_pages, Hkv, D)
-    if summaries.lo.shape != want or (summaries.by_cache_page and cache_page % page_size):
-        raise InputError(f"summaries are for {tuple(summaries.lo.shape)}, this cache and page size need {want}")
+    if summaries.by_cache_page:
+        fits = summaries.lo.shape == (num_pages, cache_page // page_size, Hkv, D) and cache_page % page_size == 0
+    else:  # per sequence: room for at least max_pages pages
+        fits = summaries.lo.shape[0] == B and summaries.lo.shape[1] >= max_pages and summaries.lo.shape[2:] == (Hkv, D)
+    if not fits:
+        raise InputError(f"summaries {tuple(summaries.lo.shape)} do not fit this cache ({B} sequences of up to "
+                         f"{max_pages} pages, k_pages {tuple(kp.shape)}) and page size {page_size}")
+    # One page per sequence (transformers' cache seen in place): its size changes every step, and any
+    # size >= the tokens addresses them alike, so a power of two keeps one compiled kernel.
+    cache_page_c = cache_page if table.shape[1] > 1 else max(16, triton.next_power_of_2(cache_page))
     lists = Hkv if share_pages else Hq
     rows = 16  # smallest tl.dot tile; also holds a whole GQA group up to 16 heads
     if group > rows:
@@ -348,7 +373,7 @@ def quest_decode(q: torch.Tensor, cache, token_budget: int, page_size: int, shar
         max_pages, table.shape[1], q.stride(0), q.stride(1), kp.stride(0), kp.stride(1), kp.stride(2),
         summaries.lo.stride(0), summaries.lo.stride(1), summaries.lo.stride(2),
         summaries.ready.stride(0), summaries.ready.stride(1), bounds.stride(0), bounds.stride(1),
-        GROUP=group, SHARE=share_pages, HEAD_DIM=D, PAGE=page_size, CACHE_PAGE=cache_page, ROWS=rows,
+        GROUP=group, SHARE=share_pages, HEAD_DIM=D, PAGE=page_size, CACHE_PAGE=cache_page_c, ROWS=rows,
         PAGES=bounds_pages, BY_CACHE_PAGE=summaries.by_cache_page, IEEE=q.dtype == torch.float32,
         num_warps=bounds_warps, **launch,
     )
@@ -375,7 +400,7 @@ def quest_decode(q: torch.Tensor, cache, token_budget: int, page_size: int, shar
         D ** -0.5 * LOG2E, k, per_split, table.shape[1],
         q.stride(0), q.stride(1), kp.stride(0), kp.stride(1), kp.stride(2), vp.stride(0), vp.stride(1), vp.stride(2),
         chosen.stride(0), chosen.stride(1),
-        HEADS=heads, GROUP=group, HEAD_DIM=D, PAGE=page_size, CACHE_PAGE=cache_page, ROWS=rows, BLOCK_N=block_n,
+        HEADS=heads, GROUP=group, HEAD_DIM=D, PAGE=page_size, CACHE_PAGE=cache_page_c, ROWS=rows, BLOCK_N=block_n,
         num_warps=attend_warps, **launch,
     )
     out = torch.empty_like(q) if out is None else out

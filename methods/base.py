@@ -32,6 +32,11 @@ class KVCache:
     read (the compressed prompt plus every token generated since: adapters append those).
     `persistent`: the pages are a serving engine's, alive across steps, and the engine reports every
     write through `Method.forget_cache_pages`; a method may then keep state per physical page.
+    `appended`: sequence b is the one of the previous decode step with tokens appended (its pages may
+    live elsewhere); the adapter calls `Method.forget_cache_pages(None)` when the sequences change.
+    A method may then keep state per (sequence, logical page).
+    `seq_lens_host`: the same lengths as Python ints, when the adapter has them (reading `seq_lens` of a
+    GPU cache on the host waits for the GPU, once per layer).
     """
 
     k_pages: torch.Tensor
@@ -40,6 +45,8 @@ class KVCache:
     seq_lens: torch.Tensor
     kept: dict[tuple[int, int], list[torch.Tensor]] | None = None
     persistent: bool = False
+    appended: bool = False
+    seq_lens_host: list[int] | None = None
 
     @classmethod
     def from_dense(cls, k: torch.Tensor, v: torch.Tensor, page_size: int = 16) -> "KVCache":
@@ -53,25 +60,30 @@ class KVCache:
         return cls(kp, vp, table, torch.tensor([T]))
 
     @classmethod
-    def from_batch(cls, k: torch.Tensor, v: torch.Tensor, page_size: int | None = None) -> "KVCache":
-        """Equal-length sequences k/v [B, T, Hkv, D] as a cache: one page per sequence (a view, no copy)
-        by default, or contiguous pages of `page_size` (what kernels expect)."""
-        B, T, H, D = k.shape
-        lengths = torch.full((B,), T, dtype=torch.int64, device=k.device)
-        if page_size is None:
-            return cls(k, v, torch.arange(B, dtype=torch.int64, device=k.device).unsqueeze(1), lengths)
-        pages = -(-T // page_size)
-        pad = lambda x: torch.nn.functional.pad(x, (0, 0, 0, 0, 0, pages * page_size - T)).reshape(B * pages, page_size, H, D)
-        table = torch.arange(B * pages, dtype=torch.int64, device=k.device).view(B, pages)
-        return cls(pad(k), pad(v), table, lengths)
+    def from_batch(cls, k: torch.Tensor, v: torch.Tensor) -> "KVCache":
+        """Equal-length sequences k/v [B, T, Hkv, D] (any strides) as a cache of one page per sequence:
+        a view, no copy."""
+        B, T = k.shape[:2]
+        lengths = torch.full((B,), T, dtype=torch.int32, device=k.device)  # int32: what kernels take
+        return cls(k, v, torch.arange(B, dtype=torch.int32, device=k.device).unsqueeze(1), lengths, seq_lens_host=[T] * B)
 
     @property
     def page_size(self) -> int:
         return self.k_pages.shape[1]
 
+    def lengths(self) -> list[int]:
+        """Tokens cached per sequence, on the host."""
+        return self.seq_lens_host if self.seq_lens_host is not None else self.seq_lens.tolist()
+
+    def row(self, b: int) -> "KVCache":
+        """Sequence b alone (same pages; compressions' `kept` not carried)."""
+        host = None if self.seq_lens_host is None else self.seq_lens_host[b : b + 1]
+        return KVCache(self.k_pages, self.v_pages, self.page_table[b : b + 1], self.seq_lens[b : b + 1],
+                       persistent=self.persistent, appended=self.appended, seq_lens_host=host)
+
     def sequence(self, b: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Dense k, v [T_b, Hkv, D] of sequence b (reference paths only: it copies)."""
-        n = int(self.seq_lens[b])
+        n = self.lengths()[b]
         pages = self.page_table[b, : -(-n // self.page_size)].long()
         H, D = self.k_pages.shape[2:]
         k = self.k_pages[pages].reshape(-1, H, D)[:n]

@@ -4,7 +4,8 @@
 AttentionInterface (with sdpa's mask builder) and switches the model to it. Per attention call:
 - prefill (no cache before): `method.prefill` per sequence, then `method.compress` if the method has it
   (the kept token sets live in the adapter: decode reads only them, which equals true compression);
-- decode (one new token): `method.decode` over a KVCache view of transformers' cache;
+- decode (one new token): `method.decode` over a KVCache view of transformers' cache (no copy; the
+  sequences only grow between prefills, so a method may keep state per page across steps);
 - hooks the method leaves out, sliding-window layers and anything else (continued prefill) take
   transformers' own sdpa path, so `dense` is token-identical to plain transformers.
 """
@@ -22,7 +23,6 @@ from sftasks.runner import Generation, check_model_path
 from .base import KVCache, Method
 
 ATTENTION_NAME = "sftasks"
-KERNEL_PAGE = 16  # on GPU, decode sees transformers' cache as contiguous pages of this size (one copy per step)
 
 
 class SparseAttention:
@@ -49,6 +49,8 @@ class SparseAttention:
         method, layer = self.method, module.layer_idx
         B, Hq, T, D = query.shape
         S = key.shape[2]
+        if T == S:  # new sequences: state a method keeps per cached page (Quest's summaries) is stale
+            method.forget_cache_pages(None)
         if kwargs.get("sliding_window") or getattr(module, "sliding_window", None) or (T > 1 and T != S):
             return native()  # patterns the methods do not express run dense
         _check_no_padding(attention_mask, T, S)
@@ -80,8 +82,8 @@ class SparseAttention:
             if (b, layer) in self.kept:
                 newest = torch.tensor([S - 1], device=key.device)
                 self.kept[(b, layer)] = [torch.cat([idx, newest]) for idx in self.kept[(b, layer)]]
-        cache = KVCache.from_batch(k, v, page_size=KERNEL_PAGE if q.is_cuda else None)
-        cache.kept = self.kept
+        cache = KVCache.from_batch(k, v)  # transformers' cache in place: one page per sequence
+        cache.kept, cache.appended = self.kept, True
         return method.decode(q[:, 0], cache, layer).unsqueeze(1), None
 
 

@@ -113,36 +113,47 @@ class Quest(Method):
     def decode(self, q, cache, layer):
         c = self.config
         Hq = q.shape[1]
-        lengths = [int(n) for n in cache.seq_lens]
+        lengths = cache.lengths()
         budgets = [self.budget(n) for n in lengths]
         kernel = dispatch("quest_decode", quest_decode, q)
-        extra = {}
-        if kernel is not quest_decode and cache.persistent and cache.page_size % c.page_size == 0:
-            extra["summaries"] = self._summaries(layer, cache.k_pages)  # steady decoding: one new page a step
+        # steady decoding: summaries kept across steps, so one new page is summarised a step, not all
+        store = self._summaries(layer, cache) if kernel is not quest_decode else None
         if len(set(budgets)) == 1:
-            out = kernel(q, cache, budgets[0], c.page_size, c.share_pages, **extra)
+            out = kernel(q, cache, budgets[0], c.page_size, c.share_pages, **_kept(store))
         else:  # per-sequence budgets (sparsity mode): one call per sequence
-            out = torch.cat([kernel(q[b : b + 1], _one(cache, b), budgets[b], c.page_size, c.share_pages, **extra)
-                             for b in range(q.shape[0])])
+            rows = [store if store is None or store.by_cache_page else store.row(b) for b in range(q.shape[0])]
+            out = torch.cat([kernel(q[b : b + 1], cache.row(b), budgets[b], c.page_size, c.share_pages,
+                                    **_kept(rows[b])) for b in range(q.shape[0])])
         for n, budget in zip(lengths, budgets):
             read = torch.full((Hq,), float(quest_reads(n, budget, c.page_size)), dtype=torch.float64)
             self.stats.add("decode", layer, read, torch.full((Hq,), float(n), dtype=torch.float64))
         return out
 
-    def _summaries(self, layer: int, k_pages: torch.Tensor):
-        """This layer's page summaries over an engine's cache, kept across steps (made on first use)."""
+    def _summaries(self, layer: int, cache: KVCache):
+        """This layer's page summaries, kept across steps (made on first use): per physical page of an
+        engine's cache, or per (sequence, page) of a cache that only grows; None for any other cache."""
         from sftasks.kernels.quest import QuestSummaries
 
-        store = self._stores.get(layer)
-        pages, cache_page, heads, dim = k_pages.shape
-        if store is None or store.lo.shape != (pages, cache_page // self.config.page_size, heads, dim) \
-                or store.lo.device != k_pages.device:
-            store = self._stores[layer] = QuestSummaries.for_cache(k_pages, self.config.page_size)
+        page, store = self.config.page_size, self._stores.get(layer)
+        pages, cache_page, heads, dim = cache.k_pages.shape
+        if cache.persistent and cache_page % page == 0:
+            if store is None or store.lo.shape != (pages, cache_page // page, heads, dim) \
+                    or store.lo.device != cache.k_pages.device:
+                store = QuestSummaries.for_cache(cache.k_pages, page)
+        elif cache.appended:
+            batch, need = cache.page_table.shape[0], -(-cache.page_table.shape[1] * cache_page // page)
+            if store is None or store.by_cache_page or store.lo.shape[0] != batch \
+                    or store.lo.shape[2:] != (heads, dim) or store.lo.device != cache.k_pages.device:
+                store = QuestSummaries.empty(batch, need, heads, dim, cache.k_pages.dtype, cache.k_pages.device)
+            store = store.with_room(need)
+        else:
+            return None
+        self._stores[layer] = store
         return store
 
     def forget_cache_pages(self, pages):
         for store in self._stores.values():
-            if pages is None:
+            if pages is None or not store.by_cache_page:  # page ids mean nothing to per-sequence summaries
                 store.reset()
             else:
                 store.forget(pages)
@@ -153,5 +164,5 @@ class Quest(Method):
         return pages.repeat_interleave(c.page_size, dim=1)[:, : k.shape[0]]
 
 
-def _one(cache: KVCache, b: int) -> KVCache:
-    return KVCache(cache.k_pages, cache.v_pages, cache.page_table[b : b + 1], cache.seq_lens[b : b + 1])
+def _kept(store) -> dict:
+    return {} if store is None else {"summaries": store}

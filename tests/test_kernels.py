@@ -218,6 +218,85 @@ def test_quest_method_keeps_summaries_over_an_engines_cache(gen, monkeypatch):
     assert not stores[0].ready.any()
 
 
+def test_quest_reads_transformers_cache_in_place_as_it_grows_and_moves(gen):
+    """transformers keeps k/v as [B, Hkv, S, D] and reallocates them every step (torch.cat). The kernel
+    reads them in place as one page per sequence, and per-sequence summaries survive the moves (the
+    sequences only grow), growing with them; each step equals the reference."""
+    B, Hq, Hkv, D, page, budget = 2, 8, 2, 64, 16, 64
+    k, v = randn(gen, B, Hkv, 150, D), randn(gen, B, Hkv, 150, D)
+    store = QuestSummaries.empty(B, 4, Hkv, D, torch.float16, "cpu")  # too small at first: grown below
+    for step in range(3):
+        k = torch.cat([k, randn(gen, B, Hkv, 9, D)], dim=2)  # a fresh buffer, as transformers' cache does
+        v = torch.cat([v, randn(gen, B, Hkv, 9, D)], dim=2)
+        cache = KVCache.from_batch(k.transpose(1, 2), v.transpose(1, 2))
+        store = store.with_room(-(-k.shape[2] // page))
+        q = randn(gen, B, Hq, D)
+        out = kernels.quest_decode(q, cache, budget, page, True, summaries=store)
+        assert_close(out, ref_quest(q, cache, budget, page, True), gen, 2e-3)
+    assert store.lo.shape[1] >= -(-k.shape[2] // page) and store.ready[:, : k.shape[2] // page].all()
+    # the per-sequence rows of a store are views: summarising through one updates the store
+    store.reset(1)
+    one = KVCache(cache.k_pages, cache.v_pages, cache.page_table[1:], cache.seq_lens[1:])
+    assert_close(kernels.quest_decode(q[1:], one, budget, page, True, summaries=store.row(1)),
+                 ref_quest(q[1:], one, budget, page, True), gen, 2e-3)
+    assert store.ready[1, : k.shape[2] // page].all()
+
+
+def test_quest_method_keeps_summaries_per_sequence_over_a_growing_cache(gen, monkeypatch):
+    """Through the method hook on an `appended` cache (the transformers adapter's), Quest keeps and grows
+    one per-sequence store per layer; forget_cache_pages(None) (a new prompt) empties it."""
+    from sftasks.methods import quest as quest_method
+
+    monkeypatch.setattr(quest_method, "dispatch", lambda name, ref, tensor: getattr(kernels, name))
+    for sparsity in (None, 0.5):  # one budget for the batch, or one per sequence (sparsity mode)
+        method = quest_method.Quest(token_budget=48, page_size=16, sparsity=sparsity)
+        kb, vb = randn(gen, 2, 0, 2, 64), randn(gen, 2, 0, 2, 64)
+        for n in (200, 201, 400):  # the sequences grow (into new buffers)
+            kb = torch.cat([kb, randn(gen, 2, n - kb.shape[1], 2, 64)], dim=1)
+            vb = torch.cat([vb, randn(gen, 2, n - vb.shape[1], 2, 64)], dim=1)
+            cache = KVCache.from_batch(kb, vb)
+            cache.appended = True
+            q = randn(gen, 2, 8, 64)
+            want = torch.cat([ref_quest(q[b : b + 1], KVCache.from_dense(kb[b], vb[b]), method.budget(n), 16, True)
+                              for b in range(2)])
+            assert_close(method.decode(q, cache, layer=1), want, gen, 2e-3)
+            store = method._stores[1]
+            assert not store.by_cache_page and store.lo.shape[1] >= -(-n // 16) and store.ready.any()
+        method.forget_cache_pages(None)
+        assert not store.ready.any()
+
+
+def test_quest_kernel_inside_transformers_generation(gen, monkeypatch):
+    """The transformers adapter hands Quest's kernel its cache in place and Quest keeps page summaries
+    across decode steps: every decode call of a generation equals the reference on the same inputs,
+    for two prompts in a row (the second must not see the first one's summaries)."""
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    from sftasks.methods import quest as quest_method
+    from sftasks.methods.hf import attach
+
+    errors = []
+
+    def checked_kernel(q, cache, budget, page, share, **options):
+        out = kernels.quest_decode(q, cache, budget, page, share, **options)
+        errors.append((out - ref_quest(q, cache, budget, page, share)).abs().max().item())
+        return out
+
+    monkeypatch.setattr(quest_method, "dispatch", lambda name, ref, tensor: checked_kernel)
+    torch.manual_seed(gen.initial_seed())
+    config = Qwen2Config(vocab_size=64, hidden_size=256, intermediate_size=256, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, initializer_range=0.2)  # head_dim 64, sharp attention
+    model = Qwen2ForCausalLM(config).eval()
+    method = quest_method.Quest(token_budget=32, page_size=8)
+    attach(model, method)
+    for n in (300, 330):  # past the kernel's first run of 32 pages, which stays summarised
+        ids = torch.randint(0, 64, (1, n), generator=gen)
+        model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=5, do_sample=False, pad_token_id=0)
+    assert len(errors) == 2 * 4 * 2 and max(errors) < 1e-4, f"{errors} (seed {gen.initial_seed()})"
+    full = (330 + 4 - 1) // 8  # pages before the newest at the last step
+    assert sorted(method._stores) == [0, 1] and all(s.ready[0, :full].all() for s in method._stores.values())
+
+
 def test_summaries_per_cache_page_need_quest_pages_that_tile_cache_pages():
     with pytest.raises(InputError, match="divide"):
         QuestSummaries.for_cache(torch.zeros(4, 16, 2, 64, dtype=torch.float16), 32)

@@ -368,15 +368,18 @@ def test_last_query_keys_of_decode_and_compression_methods():
         assert torch.equal(keys[h].nonzero().flatten(), kept[h // 2])
 
 
-def test_a_batch_as_one_page_per_sequence_or_as_small_pages_holds_the_same_tokens():
-    k, v = torch.randn(2, 21, 2, 4), torch.randn(2, 21, 2, 4)
+def test_a_batch_as_one_page_per_sequence_holds_the_same_tokens_as_small_pages():
+    k, v = torch.randn(2, 2, 21, 4).transpose(1, 2), torch.randn(2, 2, 21, 4).transpose(1, 2)  # transformers' layout
     q = torch.randn(2, 4, 4)
-    view, paged = KVCache.from_batch(k, v), KVCache.from_batch(k, v, page_size=8)
-    assert paged.k_pages.shape == (6, 8, 2, 4)
-    for b in range(2):
-        assert torch.equal(view.sequence(b)[0], k[b]) and torch.equal(paged.sequence(b)[1], v[b])
+    view = KVCache.from_batch(k, v)
+    assert view.k_pages.data_ptr() == k.data_ptr()  # no copy
     quest = get_method("quest", token_budget=16, page_size=4)
-    assert torch.equal(quest.decode(q, view, 0), quest.decode(q, paged, 0))
+    for b in range(2):
+        assert torch.equal(view.sequence(b)[0], k[b]) and torch.equal(view.sequence(b)[1], v[b])
+    out = quest.decode(q, view, 0)
+    for b in range(2):
+        paged = KVCache.from_dense(k[b], v[b], page_size=8)
+        assert torch.equal(out[b : b + 1], quest.decode(q[b : b + 1], paged, 0))
 
 
 @pytest.mark.parametrize("T,block_size,top", [(150, 8, 3), (97, 16, 64), (1, 4, 2)])

@@ -60,6 +60,7 @@ class Step:
     block_table: torch.Tensor
     seq_lens_t: torch.Tensor
     decode_metadata: Any = None  # native metadata of the decode rows when they form a prefix of the batch
+    decode_batch: tuple | None = None  # (token positions, page table rows, lengths) of the decode rows on the device
     routed: bool = True  # False when every row takes the native path (dense hooks only)
 
 
@@ -173,6 +174,10 @@ class Runtime:
         step = Step(keys, starts, seq_lens, decode_rows, prefill_rows, cm.block_table_tensor, cm.seq_lens,
                     routed=routed)
         nd = len(decode_rows)
+        if nd and method_decode:  # made once here, not per layer (each host-to-device copy waits for the GPU)
+            at = torch.tensor(decode_rows, device=cm.block_table_tensor.device)
+            step.decode_batch = (torch.tensor([starts[r] for r in decode_rows], device=at.device),
+                                 cm.block_table_tensor[at], cm.seq_lens[at])
         if routed and nd and not method_decode and decode_rows == list(range(nd)) and nd < rows:
             sub = cm.unpadded(nd, nd).replace(max_query_len=1, max_seq_len=max(seq_lens[:nd]))
             step.decode_metadata = rebuild(sub)
@@ -239,8 +244,8 @@ class Runtime:
         if not self.per_row_decode:
             recorder = _Recorder()
             self.method.stats = recorder
-            tokens = torch.tensor([step.starts[r] for r in rows], device=q_all.device)
-            cache = KVCache(k_pages, v_pages, step.block_table[rows], step.seq_lens_t[rows], persistent=True)
+            tokens, table, lens = step.decode_batch
+            cache = KVCache(k_pages, v_pages, table, lens, persistent=True, seq_lens_host=[step.seq_lens[r] for r in rows])
             kept = {(b, index): self.kept_tokens(step, r, index) for b, r in enumerate(rows)}
             cache.kept = {key: value for key, value in kept.items() if value is not None} or None
             out = self.method.decode(q_all[tokens], cache, index)
@@ -268,7 +273,8 @@ class Runtime:
         state = self.requests.setdefault(step.keys[r], RequestState())
         self.method.stats = state.stats
         s = step.starts[r]
-        cache = KVCache(k_pages, v_pages, step.block_table[r : r + 1], step.seq_lens_t[r : r + 1], persistent=True)
+        cache = KVCache(k_pages, v_pages, step.block_table[r : r + 1], step.seq_lens_t[r : r + 1], persistent=True,
+                        seq_lens_host=[step.seq_lens[r]])
         kept = self.kept_tokens(step, r, index)
         if kept is not None:
             cache.kept = {(0, index): kept}
