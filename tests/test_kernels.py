@@ -236,7 +236,7 @@ def test_quest_reads_transformers_cache_in_place_as_it_grows_and_moves(gen):
     assert store.lo.shape[1] >= -(-k.shape[2] // page) and store.ready[:, : k.shape[2] // page].all()
     # the per-sequence rows of a store are views: summarising through one updates the store
     store.reset(1)
-    one = KVCache(cache.k_pages, cache.v_pages, cache.page_table[1:], cache.seq_lens[1:])
+    one = cache.row(1)
     assert_close(kernels.quest_decode(q[1:], one, budget, page, True, summaries=store.row(1)),
                  ref_quest(q[1:], one, budget, page, True), gen, 2e-3)
     assert store.ready[1, : k.shape[2] // page].all()
