@@ -1,13 +1,15 @@
 """Decode time per token through the transformers adapter: dense vs Quest (its Triton kernel on a GPU),
 for a Qwen2.5-7B-shaped model with random weights built on the device (no download).
 
-  python bench/hf_decode.py [--lengths 32k,128k] [--budget 4096] [--steps 16] [--layers 28] [--tiny]
+  python bench/hf_decode.py [--lengths 32k,128k] [--budget 4096] [--steps 16] [--layers 28] [--profile] [--tiny]
 
 Per length: one dense prefill fills transformers' cache; each configuration then decodes greedily from
 it (2 warm-up steps, then `steps` timed, median) and the cache is cropped back for the next one.
 `attention off` returns zeros from attention: time minus that is the attention's part of a step.
 Quest starts each length with empty page summaries, so its warm-up steps summarise the prompt.
-`--tiny` shrinks everything so that the script runs on a CPU in seconds (a dry run).
+`--profile` also prints, per configuration, the operators that take the most device and host time over
+a few steps (where a step's time goes). `--tiny` shrinks everything so that the script runs on a CPU in
+seconds (a dry run).
 """
 
 from __future__ import annotations
@@ -39,6 +41,17 @@ def decode_ms(model, cache, token, steps: int) -> float:
     return statistics.median(times[2:]) * 1e3
 
 
+def profile(model, cache, token, steps: int = 3) -> str:
+    """The operators with the most device time over `steps` decode steps (host time beside them)."""
+    activities = [torch.profiler.ProfilerActivity.CPU]
+    if DEVICE == "cuda":
+        activities.append(torch.profiler.ProfilerActivity.CUDA)
+    with torch.profiler.profile(activities=activities) as prof:
+        decode_ms(model, cache, token, steps)
+    sort = "cuda_time_total" if DEVICE == "cuda" else "cpu_time_total"
+    return prof.key_averages().table(sort_by=sort, row_limit=12, max_name_column_width=50)
+
+
 def main() -> None:
     from transformers import AttentionInterface
     from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
@@ -48,6 +61,7 @@ def main() -> None:
     ap.add_argument("--budget", type=int, default=4096, help="Quest token budget")
     ap.add_argument("--steps", type=int, default=16)
     ap.add_argument("--layers", type=int, default=28)
+    ap.add_argument("--profile", action="store_true", help="print where each configuration's step time goes")
     ap.add_argument("--tiny", action="store_true", help="small model and lengths: a CPU dry run")
     args = ap.parse_args()
     if args.tiny:
@@ -70,6 +84,8 @@ def main() -> None:
                 setup(model, how)
             times[name] = decode_ms(model, cache, token, args.steps)
             print(f"T={T} {name}: {times[name]:.2f} ms per token", flush=True)
+            if args.profile:
+                print(profile(model, cache, token), flush=True)
         off = times.pop("attention off")
         rows += [(T, name, ms, ms - off, times["dense (sdpa)"] / ms) for name, ms in times.items()]
         del out, cache, ids
