@@ -153,7 +153,7 @@ def markdown_table(rows: list[dict]) -> str:
         sp = f"{r['speedup']:.2f}x" if "speedup" in r else ""
         if "speedup_graph" in r:
             sp += f" (graph {r['speedup_graph']:.2f}x)"
-        what = ("… " if r["what"].startswith(" ") else "") + r["what"].strip()
+        what = ("… " if r["what"].startswith(" ") else "") + r["what"].strip().replace("|", "\\|")
         cells = [r["kind"], f"{r['T'] // 1024}k", what, f"{r['sparsity']:.3f}" if "sparsity" in r else "", t, sp,
                  f"{r['ideal']:.1f}" if "ideal" in r else "", f"{r['pct_ideal']:.0f}%" if "pct_ideal" in r else "",
                  f"{r['vs_flex']:.2f}x" if "vs_flex" in r else ""]
