@@ -5,9 +5,9 @@ Shapes (one sequence, causal, GQA with Hq = G * Hkv):
 - `prefill(q [T, Hq, D], k [T, Hkv, D], v [T, Hkv, D], layer) -> out [T, Hq, D]`
 - `compress(q, k, v, layer) -> list of Hkv LongTensors`: kept token indices per KV head, sorted
 - `decode(q [B, Hq, D], cache: KVCache, layer) -> out [B, Hq, D]`: one new token per sequence
-Engine adapters (transformers, vLLM) call these hooks; methods know nothing of engines or tasks. An engine
-whose cache outlives a step (vLLM) also reports the pages each step writes (`forget_cache_pages`), so that
-a method may keep state per cache page.
+Engine adapters (transformers, vLLM) call these hooks; methods know nothing of engines or tasks. Adapters
+also say when cached tokens change (`forget_cache_pages`: vLLM the pages each step writes, transformers
+`None` at each prefill), so that a method may keep state per cache page across steps.
 """
 
 from __future__ import annotations
@@ -202,9 +202,10 @@ class Method:
         return dense_decode(q, cache, layer, self.stats)
 
     def forget_cache_pages(self, pages: torch.Tensor | None) -> None:
-        """Tokens were written into these physical pages of a persistent cache (None: a new cache).
-        Engine adapters call this once per step, before any layer runs; a method that keeps state per
-        page (Quest's key summaries) drops what came from the pages' old contents."""
+        """Tokens were written into these physical pages of a persistent cache (None: every page, e.g. new
+        sequences). The vLLM adapter calls this once per step before any layer runs, the transformers
+        adapter with None at each prefill; a method that keeps state per page (Quest's key summaries)
+        drops what came from the pages' old contents."""
 
     def last_query_keys(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         """bool [Hq, T]: the prompt keys this method lets the last prompt query read (for decode and

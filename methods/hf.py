@@ -49,7 +49,7 @@ class SparseAttention:
         method, layer = self.method, module.layer_idx
         B, Hq, T, D = query.shape
         S = key.shape[2]
-        if T == S:  # new sequences: state a method keeps per cached page (Quest's summaries) is stale
+        if T == S:  # new sequences: state a method keeps per cached page (Quest's summaries) is stale (idempotent per layer)
             method.forget_cache_pages(None)
         if kwargs.get("sliding_window") or getattr(module, "sliding_window", None) or (T > 1 and T != S):
             return native()  # patterns the methods do not express run dense

@@ -93,7 +93,7 @@ class Quest(Method):
 
     def __init__(self, config=None, **params):
         super().__init__(config, **params)
-        self._stores = {}  # layer -> QuestSummaries over an engine's persistent cache
+        self._stores = {}  # layer -> QuestSummaries kept across decode steps (see _summaries)
 
     def validate(self) -> None:
         c = self.config
