@@ -139,6 +139,32 @@ def check_quest_transformers_cache(B, S, Hq, Hkv, D, budget, page, dtype, steps=
         report(f"quest transformers' cache in place B={B} S={k.shape[2]} Hq={Hq} Hkv={Hkv} step {step} {dtype}", out, ref)
 
 
+def check_quest_merge_repeats(T, B, budget, dtype, calls=200):
+    """The last split to finish merges the others' partials (an atomic counter, release/acquire): a missing
+    ordering shows as an output that differs between identical calls now and then. Many splits per list
+    (B=1), repeated in a CUDA graph so the calls run back to back."""
+    pages = -(-T // 16)
+    kp = torch.randn(B * pages, 16, 4, 128, device="cuda", dtype=dtype)
+    cache = KVCache(kp, torch.randn_like(kp), torch.arange(B * pages, device="cuda", dtype=torch.int32).view(B, pages),
+                    torch.full((B,), T, device="cuda", dtype=torch.int32))
+    q = torch.randn(B, 28, 128, device="cuda", dtype=dtype)
+    first = kernels.quest_decode(q, cache, budget, 16, True)
+    outs = torch.full((calls, *q.shape), float("nan"), device="cuda", dtype=dtype)
+    kernels.quest_decode(q, cache, budget, 16, True, out=outs[0])  # compiled before capture
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        for i in range(calls):
+            kernels.quest_decode(q, cache, budget, 16, True, out=outs[i])
+    graph.replay()
+    torch.cuda.synchronize()
+    differ = int((outs != first).flatten(1).any(1).sum())
+    ok = differ == 0
+    print(f"{'ok  ' if ok else 'FAIL'} {f'quest merge, {calls} identical calls T={T} B={B} budget={budget} {dtype}':60s} "
+          f"calls that differ from the first: {differ}", flush=True)
+    if not ok:
+        failures.append(f"quest merge repeats T={T} B={B}")
+
+
 def main() -> int:
     torch.manual_seed(0)
     bf, fp = torch.bfloat16, torch.float16
@@ -162,6 +188,8 @@ def main() -> int:
         run(check_quest, lens, Hq, Hkv, D, budget, page, cpage, share, bf)
     run(check_quest_transformers_cache, 2, 5000, 28, 4, 128, 1024, 16, bf)
     run(check_quest_transformers_cache, 1, 2**22 + 5, 8, 8, 128, 4096, 16, bf, steps=1)  # 7 * S * 128 > 2**31
+    run(check_quest_merge_repeats, 131072, 1, 4096, bf)
+    run(check_quest_merge_repeats, 32768, 4, 16384, bf)
     print(f"{len(failures)} failures" + (": " + ", ".join(failures) if failures else ""))
     return 1 if failures else 0
 

@@ -125,8 +125,8 @@ def sweep(T: int, parts: str = "block_sparse,vertical_slash,quest") -> None:
                     torch.tensor([T], device="cuda", dtype=torch.int32))
     qd = torch.randn(1, HQ, D, device="cuda", dtype=DTYPE)
     summ = QuestSummaries.empty(1, pages, HKV, D, DTYPE, "cuda")
-    quest_variants = [{}, {"select_warps": 16}, {"select_warps": 32}, {"bounds_warps": 2}, {"pages_per_split": 16},
-                      {"pdl": False}]
+    quest_variants = [{}, {"select_warps": 4}, {"select_warps": 16}, {"bounds_warps": 2}, {"pages_per_split": 4},
+                      {"pages_per_split": 16}, {"attend_warps": 4}, {"pdl": False}]
     for rep in range(2):
         for opts in quest_variants:
             t = do_bench_cudagraph(lambda: kernels.quest_decode(qd, cache, 4096, 16, True, summaries=summ, **opts),
@@ -142,17 +142,85 @@ def sweep(T: int, parts: str = "block_sparse,vertical_slash,quest") -> None:
     print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=8), flush=True)
 
 
+def paged_cache(T: int, B: int, page: int = 16) -> KVCache:
+    """B sequences of T tokens in 16-token pages, each sequence's pages in a row of the table."""
+    pages = -(-T // page)
+    kp = torch.randn(B * pages, page, HKV, D, device="cuda", dtype=DTYPE)
+    table = torch.arange(B * pages, device="cuda", dtype=torch.int32).view(B, pages)
+    return KVCache(kp, torch.randn_like(kp), table, torch.full((B,), T, device="cuda", dtype=torch.int32))
+
+
+def dense_decode(cache: KVCache, q: torch.Tensor, T: int):
+    """SDPA over the same keys seen as [B, Hkv, T, D] (no copy: the pages of a sequence are consecutive)."""
+    B = q.shape[0]
+    kd, vd = (x.view(B, -1, HKV, D)[:, :T].transpose(1, 2) for x in (cache.k_pages, cache.v_pages))
+    return lambda: F.scaled_dot_product_attention(q.unsqueeze(2), kd, vd, enable_gqa=True)
+
+
+def decode_rows(T: int, row) -> None:
+    """Batch 1: dense decode, and Quest on the cache as each adapter hands it over: paged (the steady
+    decode loop), vLLM's K|V side by side in one buffer with summaries per cache page, transformers'
+    [B, Hkv, S, D] in place (one page per sequence); and with summaries rebuilt every call."""
+    page = 16
+    pages = -(-T // page)
+    cache = paged_cache(T, 1, page)
+    kp, vp, table = cache.k_pages, cache.v_pages, cache.page_table
+    q = torch.randn(1, HQ, D, device="cuda", dtype=DTYPE)
+    dense = dense_decode(cache, q, T)
+    t_dense = bench(dense)
+    t_dense_g = do_bench_cudagraph(dense, rep=200, return_mode="median")
+    row(kind="decode", T=T, what="dense decode (SDPA)", us=1e3 * t_dense, us_graph=1e3 * t_dense_g)
+    engine = KVCache(*torch.cat([kp, vp], dim=-1).split(D, dim=-1), table, cache.seq_lens, persistent=True)
+    kh, vh = (x.view(pages * page, HKV, D)[:T].transpose(0, 1).contiguous().unsqueeze(0) for x in (kp, vp))
+    in_place = KVCache.from_batch(kh.transpose(1, 2), vh.transpose(1, 2))
+    layouts = {"steady": (cache, lambda: QuestSummaries.empty(1, pages, HKV, D, DTYPE, "cuda")),
+               "engine cache: K|V pages, per-page summaries": (engine, lambda: QuestSummaries.for_cache(engine.k_pages, page)),
+               "transformers' cache [Hkv, S, D] in place": (in_place, lambda: QuestSummaries.empty(1, pages, HKV, D, DTYPE, "cuda"))}
+    for budget in (1024, 4096):
+        for label, (layout, new_store) in layouts.items():
+            store = new_store()
+
+            def quest():
+                return kernels.quest_decode(q, layout, budget, page, True, summaries=store)
+
+            t_q = bench(quest)
+            t_qg = do_bench_cudagraph(quest, rep=200, return_mode="median")
+            row(kind="decode", T=T, what=f"Quest budget {budget} (ours, {label})", us=1e3 * t_q, us_graph=1e3 * t_qg,
+                speedup=t_dense / t_q, speedup_graph=t_dense_g / t_qg)
+            if label == "steady":
+                t_cold = bench(lambda: kernels.quest_decode(q, cache, budget, page, True))
+                row(kind="decode", T=T, what=f"Quest budget {budget} (ours, summaries rebuilt)", us=1e3 * t_cold,
+                    speedup=t_dense / t_cold)
+
+
+def decode_batch_rows(T: int, B: int, row) -> None:
+    """B sequences at once, paged cache, summaries kept (graph replays: eager calls are host-bound)."""
+    cache = paged_cache(T, B)
+    q = torch.randn(B, HQ, D, device="cuda", dtype=DTYPE)
+    t_dense = do_bench_cudagraph(dense_decode(cache, q, T), rep=200, return_mode="median")
+    row(kind="decode", T=T, what=f"dense decode (SDPA), batch {B}", us_graph=1e3 * t_dense)
+    for budget in (1024, 4096):
+        store = QuestSummaries.empty(B, cache.page_table.shape[1], HKV, D, DTYPE, "cuda")
+        t_q = do_bench_cudagraph(lambda: kernels.quest_decode(q, cache, budget, 16, True, summaries=store), rep=200,
+                                 return_mode="median")
+        row(kind="decode", T=T, what=f"Quest budget {budget} (ours, steady), batch {B}", us_graph=1e3 * t_q,
+            speedup_graph=t_dense / t_q)
+
+
 def markdown_table(rows: list[dict]) -> str:
     """The rows as the markdown table of RESULTS.md ("… " marks a part of the row above)."""
     lines = ["| kind | T | what | sparsity | time | speedup | ideal | % of ideal | Flex time / ours |",
              "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        t = f"{r['ms']:.2f} ms" if "ms" in r else f"{r['us']:.1f} µs"
-        if "us_graph" in r:
-            t += f" (graph {r['us_graph']:.1f} µs)"
+        if "ms" in r:
+            t = f"{r['ms']:.2f} ms"
+        elif "us" in r:
+            t = f"{r['us']:.1f} µs" + (f" (graph {r['us_graph']:.1f} µs)" if "us_graph" in r else "")
+        else:
+            t = f"graph {r['us_graph']:.1f} µs"
         sp = f"{r['speedup']:.2f}x" if "speedup" in r else ""
         if "speedup_graph" in r:
-            sp += f" (graph {r['speedup_graph']:.2f}x)"
+            sp += f" (graph {r['speedup_graph']:.2f}x)" if sp else f"graph {r['speedup_graph']:.2f}x"
         what = ("… " if r["what"].startswith(" ") else "") + r["what"].strip().replace("|", "\\|")
         cells = [r["kind"], f"{r['T'] // 1024}k", what, f"{r['sparsity']:.3f}" if "sparsity" in r else "", t, sp,
                  f"{r['ideal']:.1f}" if "ideal" in r else "", f"{r['pct_ideal']:.0f}%" if "pct_ideal" in r else "",
@@ -165,6 +233,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--lengths", default="32k,64k,128k")
     ap.add_argument("--decode-lengths", default="32k,128k")
+    ap.add_argument("--decode-batches", default="4", help="also time these batch sizes (paged cache, graphs)")
     ap.add_argument("--out", default=None, help="also write the rows as JSON here")
     ap.add_argument("--no-flex", action="store_true")
     ap.add_argument("--sweep", action="store_true", help="first time kernel variants at the last length")
@@ -239,46 +308,9 @@ def main() -> None:
         torch.cuda.empty_cache()
 
     for T in (parse_length(x) for x in args.decode_lengths.split(",") if x):
-        page = 16
-        pages = -(-T // page)
-        kp = torch.randn(pages, page, HKV, D, device="cuda", dtype=DTYPE)
-        vp = torch.randn_like(kp)
-        table = torch.arange(pages, device="cuda", dtype=torch.int32).view(1, -1)
-        cache = KVCache(kp, vp, table, torch.tensor([T], device="cuda", dtype=torch.int32))
-        q = torch.randn(1, HQ, D, device="cuda", dtype=DTYPE)
-        kd, vd = (x.view(1, pages * page, HKV, D)[:, :T].transpose(1, 2) for x in (kp, vp))
-        qd = q.unsqueeze(2)
-
-        def dense():
-            return F.scaled_dot_product_attention(qd, kd, vd, enable_gqa=True)
-
-        t_dense = bench(dense)
-        t_dense_g = do_bench_cudagraph(dense, rep=200, return_mode="median")
-        row(kind="decode", T=T, what="dense decode (SDPA)", us=1e3 * t_dense, us_graph=1e3 * t_dense_g)
-        # the cache as each adapter hands it over: paged (the steady decode loop), vLLM's K|V side by side in
-        # one buffer with summaries per cache page, transformers' [B, Hkv, S, D] in place (one page per sequence)
-        engine = KVCache(*torch.cat([kp, vp], dim=-1).split(D, dim=-1), table, cache.seq_lens, persistent=True)
-        kh, vh = (x.view(pages * page, HKV, D)[:T].transpose(0, 1).contiguous().unsqueeze(0) for x in (kp, vp))
-        in_place = KVCache.from_batch(kh.transpose(1, 2), vh.transpose(1, 2))
-        layouts = {"steady": (cache, lambda: QuestSummaries.empty(1, pages, HKV, D, DTYPE, "cuda")),
-                   "engine cache: K|V pages, per-page summaries": (engine, lambda: QuestSummaries.for_cache(engine.k_pages, page)),
-                   "transformers' cache [Hkv, S, D] in place": (in_place, lambda: QuestSummaries.empty(1, pages, HKV, D, DTYPE, "cuda"))}
-        for budget in (1024, 4096):
-            for label, (layout, new_store) in layouts.items():
-                store = new_store()
-
-                def quest():
-                    return kernels.quest_decode(q, layout, budget, page, True, summaries=store)
-
-                t_q = bench(quest)
-                t_qg = do_bench_cudagraph(quest, rep=200, return_mode="median")
-                row(kind="decode", T=T, what=f"Quest budget {budget} (ours, {label})", us=1e3 * t_q, us_graph=1e3 * t_qg,
-                    speedup=t_dense / t_q, speedup_graph=t_dense_g / t_qg)
-                if label == "steady":
-                    t_cold = bench(lambda: kernels.quest_decode(q, cache, budget, page, True))
-                    row(kind="decode", T=T, what=f"Quest budget {budget} (ours, summaries rebuilt)", us=1e3 * t_cold,
-                        speedup=t_dense / t_cold)
-        del engine, in_place, kh, vh
+        decode_rows(T, row)
+        for B in (int(x) for x in args.decode_batches.split(",") if x):
+            decode_batch_rows(T, B, row)
 
     print(f"\ndevice: {torch.cuda.get_device_name()}, torch {torch.__version__}, triton {triton.__version__}\n")
     print(markdown_table(rows))

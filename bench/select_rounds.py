@@ -1,14 +1,17 @@
-"""Rounds of Quest's threshold search (kernels/quest.py `_select_pages`), one or two points a round, on the CPU.
+"""Rounds of Quest's threshold search (kernels/quest.py `_select_pages`), on the CPU: one point a round, two
+points a round, and two points a round whose first pair comes from the row's mean and sd (the default).
 
 Each round of the kernel is one block-wide count, and the chain of rounds is its latency, so the round
-count is what a GPU run would show as time. This replays the kernel's search in Python on Quest bounds of
-random keys (pages of 16, GQA group of 7, head_dim 128), for 128k (8192 pages) and two budgets.
+count is what a GPU run would show as time. This replays the kernel's search in Python on Quest bounds
+(pages of 16, GQA group of 7, head_dim 128) of random keys and of keys with a few large channels and a
+drift along the sequence, for 128k (8192 pages) and two budgets.
   python bench/select_rounds.py [--trials 40]
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 
 import torch
@@ -20,7 +23,16 @@ def order_keys(x: torch.Tensor) -> torch.Tensor:
     return torch.where(bits >= 0, bits, bits ^ 0x7FFFFFFF)
 
 
-def rounds(key: torch.Tensor, k: int, paired: bool) -> int:
+def normal_guess(x: torch.Tensor, k: int) -> tuple[int, int]:
+    """The kernel's first pair: keys of mean + (z -+ 0.1) sd, z the normal quantile of rank k (A&S 26.2.23)."""
+    p = min(max(k / len(x), 1e-6), 0.5)
+    t = math.sqrt(-2 * math.log(p))
+    z = t - (2.515517 + t * (0.802853 + t * 0.010328)) / (1 + t * (1.432788 + t * (0.189269 + t * 0.001308)))
+    mean, sd = float(x.double().mean()), float(x.double().std(correction=0))
+    return tuple(int(order_keys(torch.tensor([mean + (z + d) * sd], dtype=torch.float32))[0]) for d in (-0.1, 0.1))
+
+
+def rounds(key: torch.Tensor, k: int, paired: bool, first: tuple[int, int] | None = None) -> int:
     lo, hi = int(key.min()), int(key.max()) + 1
     count_lo, count_hi, halve, n = len(key), 0, 0, 0
     while hi - lo > 1 and count_lo != k:
@@ -29,8 +41,10 @@ def rounds(key: torch.Tensor, k: int, paired: bool) -> int:
         half = lo + (hi - lo) // 2
         n += 1
         if paired:
-            m1 = min(guess, half)
-            m2 = max(guess, half, min(m1 + 1, hi - 1))
+            m1, m2 = min(guess, half), max(guess, half)
+            if first is not None and n == 1:
+                m1, m2 = (min(max(m, lo + 1), hi - 1) for m in first)
+            m2 = max(m2, min(m1 + 1, hi - 1))
             c1, c2 = int((key >= m1).sum()), int((key >= m2).sum())
             if c2 >= k:
                 lo, count_lo = m2, c2
@@ -49,8 +63,12 @@ def rounds(key: torch.Tensor, k: int, paired: bool) -> int:
     return n
 
 
-def quest_bounds(gen: torch.Generator, pages: int = 8192, page: int = 16, group: int = 7, d: int = 128) -> torch.Tensor:
+def quest_bounds(gen: torch.Generator, pages: int = 8192, page: int = 16, group: int = 7, d: int = 128,
+                 skewed: bool = False) -> torch.Tensor:
     keys = torch.randn(pages, page, d, generator=gen)
+    if skewed:  # a few large channels and a drift along the sequence, as real keys have
+        keys[..., :4] *= 8
+        keys += torch.linspace(0, 2, pages).view(-1, 1, 1) * torch.randn(d, generator=gen)
     lo, hi = keys.min(1).values, keys.max(1).values
     q = torch.randn(group, d, generator=gen)
     return (q.clamp(min=0) @ hi.T + q.clamp(max=0) @ lo.T).sum(0)
@@ -60,15 +78,20 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--trials", type=int, default=40)
     args = ap.parse_args()
-    print(f"{'budget':>7s} {'pages k':>7s} {'one point: mean':>16s} {'worst':>6s} {'two points: mean':>17s} {'worst':>6s}")
-    for budget in (1024, 4096):
-        k = budget // 16 - 1
-        one, two = [], []
-        for trial in range(args.trials):
-            key = order_keys(quest_bounds(torch.Generator().manual_seed(trial)))
-            one.append(rounds(key, k, paired=False))
-            two.append(rounds(key, k, paired=True))
-        print(f"{budget:7d} {k:7d} {statistics.mean(one):16.1f} {max(one):6d} {statistics.mean(two):17.1f} {max(two):6d}")
+    print("| keys | budget | pages k | one point: mean / worst | two points | two points, normal first guess |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for skewed in (False, True):
+        for budget in (1024, 4096):
+            k = budget // 16 - 1
+            one, two, guessed = [], [], []
+            for trial in range(args.trials):
+                x = quest_bounds(torch.Generator().manual_seed(trial), skewed=skewed)
+                key = order_keys(x)
+                one.append(rounds(key, k, paired=False))
+                two.append(rounds(key, k, paired=True))
+                guessed.append(rounds(key, k, paired=True, first=normal_guess(x, k)))
+            cells = [f"{statistics.mean(r):.1f} / {max(r)}" for r in (one, two, guessed)]
+            print(f"| {'skewed' if skewed else 'random'} | {budget} | {k} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":

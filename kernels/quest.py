@@ -1,6 +1,6 @@
 """Quest decode over a paged KV cache (twin of `methods.quest.quest_decode`), batch > 1, GQA.
 
-Four launches per call (the wrapper adds none when the page table and lengths are int32 on the GPU):
+Three launches per call (the wrapper adds none when the page table and lengths are int32 on the GPU):
   1. `_page_bounds`: per (sequence, KV head, run of pages) the upper bound sum_d max(q_d lo_d, q_d hi_d)
      = q+ . hi + q- . lo (two small matrix products), for every full past page. Summaries of pages
      not yet summarised (new pages, or all of them on a fresh `QuestSummaries`) are computed from the
@@ -8,8 +8,9 @@ Four launches per call (the wrapper adds none when the page table and lengths ar
   2. `_select_pages`: exact top-k of the bounds per row by a threshold search on the values (pages a sequence does not have
      score -inf and are skipped later); torch.topk for very long rows.
   3. `_attend_pages`: split-K attention over the chosen pages plus the newest (partial) page; with
-     share_pages each program serves a whole GQA group, so a group's heads share every K/V load.
-  4. `_combine`: merges the splits.
+     share_pages each program serves a whole GQA group, so a group's heads share every K/V load. The
+     last split of a (sequence, page list) to finish merges all of them (`_merge_splits`): one launch,
+     and its wait, fewer than a separate merge (bench/RESULTS.md).
 Quest pages are logical token ranges; the cache's own page size may differ (tokens are found through
 the page table), so no copy of the cache is made.
 """
@@ -117,7 +118,7 @@ def _after_previous_launch(PDL: tl.constexpr):
 
 
 @triton.jit
-def _page_bounds(Q, KPages, PageTable, SeqLens, Lo, Hi, Ready, Bounds,
+def _page_bounds(Q, KPages, PageTable, SeqLens, Lo, Hi, Ready, Bounds, Arrived,
                  max_pages, table_cols, stride_qb, stride_qh, stride_kp, stride_kt, stride_kh,
                  stride_sb, stride_sp, stride_sh, stride_rb, stride_rp, stride_bb, stride_bh,
                  GROUP: tl.constexpr, SHARE: tl.constexpr, HEAD_DIM: tl.constexpr,
@@ -125,6 +126,10 @@ def _page_bounds(Q, KPages, PageTable, SeqLens, Lo, Hi, Ready, Bounds,
                  BY_CACHE_PAGE: tl.constexpr, IEEE: tl.constexpr, PDL: tl.constexpr = False):
     _after_previous_launch(PDL)
     b, kvh, pb = tl.program_id(0), tl.program_id(1), tl.program_id(2)
+    if pb == 0:  # zero this KV head's arrival counters, where the attention launch (after this one) counts splits
+        per_kv: tl.constexpr = 1 if SHARE else GROUP
+        lists = tl.arange(0, ROWS)
+        tl.store(Arrived + (b * tl.num_programs(1) + kvh) * per_kv + lists, tl.zeros([ROWS], tl.int32), mask=lists < per_kv)
     n = tl.load(SeqLens + b)
     full = (n - 1) // PAGE  # pages before the newest one: all full
     pages = pb * PAGES + tl.arange(0, PAGES)
@@ -183,31 +188,67 @@ def _page_bounds(Q, KPages, PageTable, SeqLens, Lo, Hi, Ready, Bounds,
 
 
 @triton.jit
-def _select_pages(Bounds, Chosen, num_pages, k, stride_bb, stride_bh, stride_cb, stride_ch, N: tl.constexpr,
-                  PAIRED: tl.constexpr = False, PDL: tl.constexpr = False):
+def _normal_quantile(p):
+    """z with P(N(0, 1) > z) = p, for 0 < p <= 0.5 (Abramowitz and Stegun 26.2.23, error < 4.5e-4)."""
+    t = tl.sqrt(-2.0 * tl.log(p))
+    return t - (2.515517 + t * (0.802853 + t * 0.010328)) / (1.0 + t * (1.432788 + t * (0.189269 + t * 0.001308)))
+
+
+@triton.jit
+def _order_key(x):
+    """An int32 key with the order of the float32 x (-inf maps above INT_MIN)."""
+    bits = x.to(tl.int32, bitcast=True)
+    return tl.where(bits >= 0, bits, bits ^ 0x7FFFFFFF)
+
+
+@triton.jit
+def _stats_combine(min_a, max_a, sum_a, sq_a, min_b, max_b, sum_b, sq_b):
+    return tl.minimum(min_a, min_b), tl.maximum(max_a, max_b), sum_a + sum_b, sq_a + sq_b
+
+
+@triton.jit
+def _select_pages(Bounds, Chosen, SeqLens, num_pages, k, stride_bb, stride_bh, stride_cb, stride_ch, N: tl.constexpr,
+                  PAGE: tl.constexpr, PAIRED: tl.constexpr = False, PDL: tl.constexpr = False):
     """Exact top-k indices (unordered) of one row of bounds, without a sort.
 
     Searches a threshold on order-preserving int keys, from the row's min/max, stopping as soon as
-    exactly k keys are >= it. Rounds alternate between interpolating on the counts (regula falsi:
-    bounds are smooth, so a few rounds usually land) and halving (so the worst case stays ~64 rounds);
-    with PAIRED each round tries both points in one packed count (7.3-7.6 rounds on average instead of
-    12.2-12.3 on Quest bounds of random keys, bench/select_rounds.py). Ties at the k-th value are taken
-    in page order. Each round is one block-wide count, and this chain of rounds is the kernel's latency.
+    exactly k keys are >= it. Each round is one block-wide count, and this chain of rounds is the
+    kernel's latency. Rounds alternate between interpolating on the counts (regula falsi: bounds are
+    smooth, so a few rounds usually land) and halving (so the worst case stays ~64 rounds). With PAIRED
+    each round tries two points in one packed count, and the first round tries mean + (z -+ 0.1) sd of
+    the row's bounds, z the normal quantile of rank k (a bound sums many products, so it is near
+    normal): 3.6-4.8 rounds on average instead of 6.9-8.3 on Quest bounds at 128k (11.9-13.5 with one
+    point a round; bench/select_rounds.py). Ties at the k-th value are taken in page order.
     """
     _after_previous_launch(PDL)
     b, h = tl.program_id(0), tl.program_id(1)
     offs = tl.arange(0, N)
     ok = offs < num_pages
-    x = tl.load(Bounds + b * stride_bb + h * stride_bh + offs, mask=ok, other=float("-inf"))
-    bits = x.to(tl.int32, bitcast=True)
-    key = tl.where(bits >= 0, bits, bits ^ 0x7FFFFFFF)  # -inf maps above INT_MIN
+    row = Bounds + b * stride_bb + h * stride_bh
+    x = tl.load(row + offs, mask=ok, other=float("-inf"))
+    key = _order_key(x)
     # invariant: count(key >= lo) = count_lo >= k and count(key >= hi) = count_hi < k
-    lo = tl.min(tl.where(ok, key, 2**31 - 1), 0).to(tl.int64)
-    hi = tl.max(tl.where(ok, key, -(2**31)), 0).to(tl.int64) + 1
+    if PAIRED:  # min, max and the moments of the real (finite) bounds, shifted by one of them, in one pass
+        real = tl.minimum((tl.load(SeqLens + b) - 1) // PAGE, num_pages)  # pages with a bound: all before the newest
+        x0 = tl.load(row, mask=real > 0, other=0.0)
+        xs = tl.where(offs < real, x - x0, 0.0)
+        lo, hi, s1, s2 = tl.reduce((tl.where(ok, key, 2**31 - 1), tl.where(ok, key, -(2**31)), xs, xs * xs), 0,
+                                   _stats_combine)
+        n_real = tl.maximum(real, 1).to(tl.float32)
+        mean = s1 / n_real
+        sd = tl.sqrt(tl.maximum(s2 / n_real - mean * mean, 0.0))
+        z = _normal_quantile(tl.minimum(tl.maximum(k / n_real, 1e-6), 0.5))
+        first_lo = _order_key(x0 + mean + (z - 0.1) * sd).to(tl.int64)
+        first_hi = _order_key(x0 + mean + (z + 0.1) * sd).to(tl.int64)
+    else:
+        lo = tl.min(tl.where(ok, key, 2**31 - 1), 0)
+        hi = tl.max(tl.where(ok, key, -(2**31)), 0)
+    lo = lo.to(tl.int64)
+    hi = hi.to(tl.int64) + 1
     key = tl.where(ok, key, -(2**31))  # padding ranks below every real value
     count_lo = num_pages
     count_hi = 0
-    halve = 0
+    rounds = 0
     while (hi - lo > 1) & (count_lo != k):
         frac = (count_lo - k).to(tl.float32) / (count_lo - count_hi).to(tl.float32)
         guess = lo + (frac * (hi - lo).to(tl.float32)).to(tl.int64)
@@ -215,8 +256,12 @@ def _select_pages(Bounds, Chosen, num_pages, k, stride_bb, stride_bh, stride_cb,
         half = lo + (hi - lo) // 2
         if PAIRED:  # both points in one count: (key >= m1) + (key >= m2) << 16 (counts <= N < 2**16)
             m1 = tl.minimum(guess, half)
-            m2 = tl.maximum(tl.maximum(guess, half), tl.minimum(m1 + 1, hi - 1))
-            both = tl.sum((key >= m1.to(tl.int32)).to(tl.int32) + ((key >= m2.to(tl.int32)).to(tl.int32) << 16), 0)
+            m2 = tl.maximum(guess, half)
+            if rounds == 0:  # the first round: around the normal guess
+                m1 = tl.minimum(tl.maximum(first_lo, lo + 1), hi - 1)
+                m2 = tl.minimum(tl.maximum(first_hi, lo + 1), hi - 1)
+            m2 = tl.maximum(m2, tl.minimum(m1 + 1, hi - 1))
+            both = tl.sum(tl.where(key >= m2.to(tl.int32), 0x10001, tl.where(key >= m1.to(tl.int32), 1, 0)), 0)
             c1 = both & 0xFFFF
             c2 = both >> 16
             # three outcomes: the k-th key is >= m2, in [m1, m2), or < m1
@@ -226,14 +271,14 @@ def _select_pages(Bounds, Chosen, num_pages, k, stride_bb, stride_bh, stride_cb,
             count_hi = tl.where(c2 >= k, count_hi, tl.where(c1 >= k, c2, c1))
             lo = lo_new
         else:
-            mid = tl.where(halve == 1, half, guess)
+            mid = tl.where(rounds % 2 == 1, half, guess)
             count = tl.sum((key >= mid.to(tl.int32)).to(tl.int32), 0)
             enough = count >= k
             lo = tl.where(enough, mid, lo)
             count_lo = tl.where(enough, count, count_lo)
             hi = tl.where(enough, hi, mid)
             count_hi = tl.where(enough, count_hi, count)
-            halve = 1 - halve
+        rounds += 1
     if count_lo == k:  # the usual end: exactly k keys >= lo, no ties to break (one scan fewer)
         take = key >= lo.to(tl.int32)
     else:
@@ -245,13 +290,15 @@ def _select_pages(Bounds, Chosen, num_pages, k, stride_bb, stride_bh, stride_cb,
 
 
 @triton.jit
-def _attend_pages(Q, KPages, VPages, PageTable, SeqLens, Chosen, Acc, Ms, Ls,
+def _attend_pages(Q, KPages, VPages, PageTable, SeqLens, Chosen, Acc, Ms, Ls, Arrived, Out,
                   qk_scale, num_chosen, per_split, table_cols,
                   stride_qb, stride_qh, stride_kp, stride_kt, stride_kh, stride_vp, stride_vt, stride_vh,
                   stride_cb, stride_ch,
                   HEADS: tl.constexpr, GROUP: tl.constexpr, HEAD_DIM: tl.constexpr, PAGE: tl.constexpr,
-                  CACHE_PAGE: tl.constexpr, ROWS: tl.constexpr, BLOCK_N: tl.constexpr, PDL: tl.constexpr = False):
-    """One (sequence, page list, split): HEADS query heads (a GQA group, or one head) over its pages."""
+                  CACHE_PAGE: tl.constexpr, ROWS: tl.constexpr, BLOCK_N: tl.constexpr, HEADS_P2: tl.constexpr,
+                  SPLITS: tl.constexpr, SPLITS_AT_ONCE: tl.constexpr, PDL: tl.constexpr = False):
+    """One (sequence, page list, split): HEADS query heads (a GQA group, or one head) over its pages;
+    the list's last split to finish also merges the splits into Out."""
     _after_previous_launch(PDL)
     b, lst, split = tl.program_id(0), tl.program_id(1), tl.program_id(2)
     num_splits = tl.num_programs(2)
@@ -291,28 +338,47 @@ def _attend_pages(Q, KPages, VPages, PageTable, SeqLens, Chosen, Acc, Ms, Ls,
             k = tl.load(KPages + krow[None, :] + kvh * stride_kh + offs_d[:, None], mask=ok[None, :], other=0.0)
             v = tl.load(VPages + vrow[:, None] + kvh * stride_vh + offs_d[None, :], mask=ok[:, None], other=0.0)
             acc, m_i, l_i = attend_tile(acc, m_i, l_i, q, k, v, qk_scale, ok[None, :], True)
-    out_rows = (b * tl.num_programs(1) * HEADS + lst * HEADS + heads) * num_splits + split
+    row0 = (b * tl.num_programs(1) + lst) * HEADS  # output row (b * Hq + query head) of this list's first head
+    out_rows = (row0 + heads) * num_splits + split
     tl.store(Acc + out_rows[:, None] * HEAD_DIM + offs_d[None, :], acc, mask=head_ok[:, None])
     tl.store(Ms + out_rows, m_i, mask=head_ok)
     tl.store(Ls + out_rows, l_i, mask=head_ok)
+    # Count this split as finished (the barrier orders every thread's stores before the release); the last
+    # one sees all the others' partials (acquire) and merges them.
+    tl.debug_barrier()
+    arrived = Arrived + b * tl.num_programs(1) + lst
+    if tl.atomic_add(arrived, 1, sem="acq_rel", scope="gpu") == num_splits - 1:
+        _merge_splits(Acc, Ms, Ls, Out, row0, num_splits, HEADS, HEADS_P2, HEAD_DIM, SPLITS, SPLITS_AT_ONCE)
 
 
 @triton.jit
-def _combine(Acc, Ms, Ls, Out, num_splits, HEAD_DIM: tl.constexpr, SPLITS: tl.constexpr, PDL: tl.constexpr = False):
-    _after_previous_launch(PDL)
-    row = tl.program_id(0)  # b * Hq + h
+def _merge_splits(Acc, Ms, Ls, Out, row0, num_splits, HEADS: tl.constexpr, HEADS_P2: tl.constexpr,
+                  HEAD_DIM: tl.constexpr, SPLITS: tl.constexpr, SPLITS_AT_ONCE: tl.constexpr):
+    """Out rows row0 .. row0 + HEADS from every split's (acc, max, sum), SPLITS_AT_ONCE splits a load (16 at
+    head_dim 128 with a GQA group of 7). `.cg` loads skip L1, which may hold lines other programs wrote."""
+    h = tl.arange(0, HEADS_P2)
     s = tl.arange(0, SPLITS)
-    ok = s < num_splits
-    m = tl.load(Ms + row * num_splits + s, mask=ok, other=float("-inf"))
-    l = tl.load(Ls + row * num_splits + s, mask=ok, other=0.0)
-    m_max = tl.max(m, 0)
-    w = tl.where(m == float("-inf"), 0.0, tl.math.exp2(m - m_max))
+    ok = (h[:, None] < HEADS) & (s[None, :] < num_splits)
+    rows = (row0 + h)[:, None] * num_splits + s[None, :]
+    m = tl.load(Ms + rows, mask=ok, other=float("-inf"), cache_modifier=".cg")
+    m_max = tl.max(m, 1)
+    m_max = tl.where(m_max == float("-inf"), 0.0, m_max)  # padding heads: no NaN
+    l_sum = tl.sum(tl.load(Ls + rows, mask=ok, other=0.0, cache_modifier=".cg") * tl.math.exp2(m - m_max[:, None]), 1)
     offs_d = tl.arange(0, HEAD_DIM)
-    acc = tl.load(Acc + (row * num_splits + s)[:, None] * HEAD_DIM + offs_d[None, :], mask=ok[:, None], other=0.0)
-    out = tl.sum(acc * w[:, None], 0) / tl.sum(l * w, 0)
-    tl.store(Out + row * HEAD_DIM + offs_d, out.to(Out.dtype.element_ty))
+    out = tl.zeros([HEADS_P2, HEAD_DIM], tl.float32)
+    for s0 in range(0, num_splits, SPLITS_AT_ONCE):
+        sc = s0 + tl.arange(0, SPLITS_AT_ONCE)
+        okc = (h[:, None] < HEADS) & (sc[None, :] < num_splits)
+        rc = (row0 + h)[:, None] * num_splits + sc[None, :]
+        w = tl.math.exp2(tl.load(Ms + rc, mask=okc, other=float("-inf"), cache_modifier=".cg") - m_max[:, None])
+        acc = tl.load(Acc + rc[:, :, None] * HEAD_DIM + offs_d[None, None, :], mask=okc[:, :, None], other=0.0,
+                      cache_modifier=".cg")
+        out += tl.sum(acc * w[:, :, None], 1)
+    out = out / tl.where(l_sum == 0.0, 1.0, l_sum)[:, None]
+    tl.store(Out + (row0 + h)[:, None] * HEAD_DIM + offs_d[None, :], out.to(Out.dtype.element_ty), mask=(h < HEADS)[:, None])
 
 
+MERGE_ELEMENTS = 16384  # partial outputs the merge loads at once (64 registers a thread at 8 warps; 32768 slowed batches)
 SELECT_MAX_PAGES = 16384  # rows longer than this go to torch.topk (the kernel keeps a row in registers)
 
 
@@ -366,10 +432,11 @@ def quest_decode(q: torch.Tensor, cache, token_budget: int, page_size: int, shar
     if group > rows:
         raise InputError(f"GQA groups of more than {rows} query heads are not supported by the kernel")
     bounds = torch.empty(B, lists, max_pages, device=dev, dtype=torch.float32)
+    arrived = torch.empty(B, lists, device=dev, dtype=torch.int32)  # zeroed by _page_bounds
     pdl = pdl and HAS_PDL and q.is_cuda and torch.cuda.get_device_capability(dev)[0] >= 9
     launch = {"PDL": pdl, **({"launch_pdl": True} if pdl else {})}
     _page_bounds[(B, Hkv, triton.cdiv(max_pages, bounds_pages))](
-        q, kp, table, seq_lens, summaries.lo, summaries.hi, summaries.ready, bounds,
+        q, kp, table, seq_lens, summaries.lo, summaries.hi, summaries.ready, bounds, arrived,
         max_pages, table.shape[1], q.stride(0), q.stride(1), kp.stride(0), kp.stride(1), kp.stride(2),
         summaries.lo.stride(0), summaries.lo.stride(1), summaries.lo.stride(2),
         summaries.ready.stride(0), summaries.ready.stride(1), bounds.stride(0), bounds.stride(1),
@@ -380,8 +447,9 @@ def quest_decode(q: torch.Tensor, cache, token_budget: int, page_size: int, shar
     k = min(token_budget // page_size - 1, max_pages)
     if max_pages <= SELECT_MAX_PAGES:
         chosen = torch.empty(B, lists, k, device=dev, dtype=torch.int32)
-        _select_pages[(B, lists)](bounds, chosen, max_pages, k, bounds.stride(0), bounds.stride(1), chosen.stride(0),
-                                  chosen.stride(1), N=triton.next_power_of_2(max_pages), PAIRED=select_paired,
+        _select_pages[(B, lists)](bounds, chosen, seq_lens, max_pages, k, bounds.stride(0), bounds.stride(1),
+                                  chosen.stride(0), chosen.stride(1), N=triton.next_power_of_2(max_pages), PAGE=page_size,
+                                  PAIRED=select_paired,
                                   num_warps=select_warps, **launch)
     else:
         chosen = bounds.topk(k, dim=-1, sorted=False).indices.to(torch.int32)
@@ -395,14 +463,16 @@ def quest_decode(q: torch.Tensor, cache, token_budget: int, page_size: int, shar
     ms = torch.empty(B * Hq * splits, device=dev, dtype=torch.float32)
     ls = torch.empty_like(ms)
     block_n = max(64, page_size)
+    out = torch.empty_like(q) if out is None else out
+    splits_p2 = triton.next_power_of_2(splits)
+    heads_p2 = triton.next_power_of_2(heads)
     _attend_pages[(B, lists, splits)](
-        q, kp, vp, table, seq_lens, chosen, acc, ms, ls,
+        q, kp, vp, table, seq_lens, chosen, acc, ms, ls, arrived, out,
         D ** -0.5 * LOG2E, k, per_split, table.shape[1],
         q.stride(0), q.stride(1), kp.stride(0), kp.stride(1), kp.stride(2), vp.stride(0), vp.stride(1), vp.stride(2),
         chosen.stride(0), chosen.stride(1),
         HEADS=heads, GROUP=group, HEAD_DIM=D, PAGE=page_size, CACHE_PAGE=cache_page_c, ROWS=rows, BLOCK_N=block_n,
+        HEADS_P2=heads_p2, SPLITS=splits_p2, SPLITS_AT_ONCE=min(splits_p2, max(1, MERGE_ELEMENTS // (heads_p2 * D))),
         num_warps=attend_warps, **launch,
     )
-    out = torch.empty_like(q) if out is None else out
-    _combine[(B * Hq,)](acc, ms, ls, out, splits, HEAD_DIM=D, SPLITS=triton.next_power_of_2(splits), **launch)
     return out

@@ -67,18 +67,18 @@ CASES = [  # launch options as the wrappers' defaults set them (the prefill kern
          dict(Q=BF16, K=BF16, LSE=F32, Cols=F32, Diags=F32, Scratch=F32, qk_scale="fp32"),
          dict(GROUP=7, HEAD_DIM=128, BLOCK=64, ROWS=64)),
     case("quest bounds pdl", quest._page_bounds,
-         dict(Q=BF16, KPages=BF16, PageTable=I32, SeqLens=I32, Lo=BF16, Hi=BF16, Ready="*i8", Bounds=F32),
+         dict(Q=BF16, KPages=BF16, PageTable=I32, SeqLens=I32, Lo=BF16, Hi=BF16, Ready="*i8", Bounds=F32, Arrived=I32),
          dict(GROUP=7, SHARE=True, HEAD_DIM=128, PAGE=16, CACHE_PAGE=16, ROWS=16, PAGES=32, BY_CACHE_PAGE=True,
               IEEE=False, PDL=True), launch_pdl=True),
-    case("quest select paired pdl", quest._select_pages, dict(Bounds=F32, Chosen=I32),
-         dict(N=8192, PAIRED=True, PDL=True), num_warps=8, launch_pdl=True),
-    case("quest select", quest._select_pages, dict(Bounds=F32, Chosen=I32), dict(N=8192, PAIRED=False, PDL=False),
-         num_warps=8),
+    case("quest select paired pdl", quest._select_pages, dict(Bounds=F32, Chosen=I32, SeqLens=I32),
+         dict(N=8192, PAGE=16, PAIRED=True, PDL=True), num_warps=8, launch_pdl=True),
+    case("quest select", quest._select_pages, dict(Bounds=F32, Chosen=I32, SeqLens=I32),
+         dict(N=8192, PAGE=16, PAIRED=False, PDL=False), num_warps=8),
     case("quest attend pdl", quest._attend_pages,
          dict(Q=BF16, KPages=BF16, VPages=BF16, PageTable=I32, SeqLens=I32, Chosen=I32, Acc=F32, Ms=F32, Ls=F32,
-              qk_scale="fp32"),
-         dict(HEADS=7, GROUP=7, HEAD_DIM=128, PAGE=16, CACHE_PAGE=16, ROWS=16, BLOCK_N=64, PDL=True), launch_pdl=True),
-    case("quest combine", quest._combine, dict(Acc=F32, Ms=F32, Ls=F32, Out=BF16), dict(HEAD_DIM=128, SPLITS=64, PDL=False)),
+              Arrived=I32, Out=BF16, qk_scale="fp32"),
+         dict(HEADS=7, GROUP=7, HEAD_DIM=128, PAGE=16, CACHE_PAGE=16, ROWS=16, BLOCK_N=64, HEADS_P2=8, SPLITS=32,
+              SPLITS_AT_ONCE=32, PDL=True), num_warps=8, launch_pdl=True),
 ]
 
 
@@ -101,6 +101,8 @@ def compile_case(c) -> dict:
     return dict(name=c["name"], ok=bool(kernel.asm.get("cubin")), arch=c["arch"],
                 wgmma="wgmma.mma_async" in ptx, mma="mma.sync" in ptx, griddepcontrol="griddepcontrol.wait" in ptx,
                 maxnreg=".maxnreg" in ptx, shared=kernel.metadata.shared,
+                release_acquire_atomic="atom.global.gpu.acq_rel" in ptx or "atom.acq_rel.gpu" in ptx,
+                l1_bypassing_load="ld.global.cg" in ptx,
                 shared_limit=SHARED_MEMORY_LIMIT[c["arch"]])
 
 

@@ -153,6 +153,16 @@ def test_quest_equals_reference_across_steps(gen, Hq, Hkv, D, page, cache_page, 
         assert_close(kernels.quest_decode(q, cache, budget, page, share, select_paired=False), out, gen, 0.0)
 
 
+def test_quest_merges_more_splits_than_one_load_holds(gen):
+    """One page per split: 47 splits of a GQA group of 7 at head_dim 128 take three merge loads of 16, and
+    the short sequence leaves most of its splits empty (no key: max -inf, sum 0), which must weigh nothing."""
+    lens = [1000, 900, 40]
+    cache = paged_cache(gen, lens, 1, 128, 16, torch.float16)
+    q = randn(gen, len(lens), 7, 128)
+    out = kernels.quest_decode(q, cache, 768, 16, True, splits=47)
+    assert_close(out, ref_quest(q, cache, 768, 16, True), gen, 2e-3)
+
+
 def test_quest_reads_interleaved_pages_as_vllm_lays_them_out(gen):
     """vLLM's flash cache keeps a token's key and value side by side ([pages, page, Hkv, 2D]), so k_pages
     and v_pages are strided views: the kernel must read them in place, as it reads contiguous pages."""
@@ -312,23 +322,31 @@ def test_page_selection_is_exact_top_k_with_ties(gen, k, paired):
     bounds = torch.randint(0, 5, (2, 3, 300), generator=gen).float()
     bounds[0, 0] = torch.randn(300, generator=gen)
     bounds[..., 260:] = float("-inf")
+    seq_lens = torch.full((2,), 260 * 16 + 1, dtype=torch.int32)  # 260 full pages before the newest
     chosen = torch.full((2, 3, k), -1, dtype=torch.int32)
-    _select_pages[(2, 3)](bounds, chosen, 300, k, bounds.stride(0), bounds.stride(1), chosen.stride(0),
-                          chosen.stride(1), N=512, PAIRED=paired)
+    _select_pages[(2, 3)](bounds, chosen, seq_lens, 300, k, bounds.stride(0), bounds.stride(1), chosen.stride(0),
+                          chosen.stride(1), N=512, PAGE=16, PAIRED=paired)
     for row, sel in zip(bounds.flatten(0, 1), chosen.flatten(0, 1).long()):
         assert len(set(sel.tolist())) == k and (sel >= 0).all(), f"seed {gen.initial_seed()}"
         assert (row[sel] >= row.topk(k).values[-1]).all(), f"seed {gen.initial_seed()}"
 
 
 @pytest.mark.parametrize("paired", [False, True])
-def test_page_selection_on_a_long_row_equals_topk(gen, paired):
-    """At the size of a 128k cache (thousands of pages, distinct bounds) the chosen set is torch.topk's."""
+@pytest.mark.parametrize("shape", ["normal", "heavy tail", "two clusters"])
+def test_page_selection_on_a_long_row_equals_topk(gen, paired, shape):
+    """At the size of a 128k cache (thousands of pages, distinct bounds) the chosen set is torch.topk's,
+    also where the first guess from the row's mean and sd (a normal quantile) lands far off."""
     from sftasks.kernels.quest import _select_pages
 
     bounds = torch.randn(1, 2, 6000, generator=gen) * 50 + 1200  # positive, clustered, like Quest bounds
+    if shape == "heavy tail":
+        bounds = bounds + 1e4 * torch.randn(1, 2, 6000, generator=gen).pow(5).clamp(-1e3, 1e3)
+    elif shape == "two clusters":
+        bounds[..., ::40] += 1e6  # 150 far outliers: the k-th bound lies between the clusters' tails
+    seq_lens = torch.full((1,), 6000 * 16 + 1, dtype=torch.int32)
     chosen = torch.empty(1, 2, 255, dtype=torch.int32)
-    _select_pages[(1, 2)](bounds, chosen, 6000, 255, bounds.stride(0), bounds.stride(1), chosen.stride(0),
-                          chosen.stride(1), N=8192, PAIRED=paired)
+    _select_pages[(1, 2)](bounds, chosen, seq_lens, 6000, 255, bounds.stride(0), bounds.stride(1), chosen.stride(0),
+                          chosen.stride(1), N=8192, PAGE=16, PAIRED=paired)
     for row, sel in zip(bounds[0], chosen[0].long()):
         assert torch.equal(sel.sort().values, row.topk(255).indices.sort().values), f"seed {gen.initial_seed()}"
 
