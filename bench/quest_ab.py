@@ -15,14 +15,13 @@ import sys
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from triton.testing import do_bench_cudagraph
 
 from sftasks import kernels
 from sftasks.kernels.quest import QuestSummaries
-from sftasks.methods.base import KVCache
 
-HQ, HKV, D, DTYPE = 28, 4, 128, torch.bfloat16
+from kernels import D, DTYPE, HKV, HQ, dense_decode, paged_cache  # bench/kernels.py: the same layer and caches
+
 CASES = [(131072, 1, 4096), (131072, 1, 1024), (32768, 1, 4096), (32768, 8, 4096), (131072, 4, 4096)]
 
 
@@ -48,13 +47,10 @@ def main() -> None:
     print("| T | batch | budget | dense decode | base (reps) | this checkout (reps) | ratio to dense | rel. diff |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for T, B, budget in CASES:
-        pages = -(-T // 16)
-        kp = torch.randn(B * pages, 16, HKV, D, device="cuda", dtype=DTYPE)
-        cache = KVCache(kp, torch.randn_like(kp), torch.arange(B * pages, device="cuda", dtype=torch.int32).view(B, pages),
-                        torch.full((B,), T, device="cuda", dtype=torch.int32))
+        cache = paged_cache(T, B)
+        pages = cache.page_table.shape[1]
         q = torch.randn(B, HQ, D, device="cuda", dtype=DTYPE)
-        kd, vd = (x.view(B, pages * 16, HKV, D)[:, :T].transpose(1, 2) for x in (cache.k_pages, cache.v_pages))
-        dense = graph_us(lambda: F.scaled_dot_product_attention(q.unsqueeze(2), kd, vd, enable_gqa=True))
+        dense = graph_us(dense_decode(cache, q, T))
         ours, theirs = (QuestSummaries.empty(B, pages, HKV, D, DTYPE, "cuda"), base.QuestSummaries.empty(B, pages, HKV, D, DTYPE, "cuda"))
         new_out = kernels.quest_decode(q, cache, budget, 16, True, summaries=ours).float()
         old_out = base.quest_decode(q, cache, budget, 16, True, summaries=theirs).float()
@@ -67,7 +63,7 @@ def main() -> None:
         reps = {n: " ".join(f"{t:.1f}" for t in ts) for n, ts in times.items()}
         print(f"| {T // 1024}k | {B} | {budget} | {dense:.1f} µs | {old:.1f} µs ({reps['base']}) | {new:.1f} µs ({reps['new']}) "
               f"| {dense / old:.2f}x -> {dense / new:.2f}x | {diff:.1e} |", flush=True)
-        del kp, cache, kd, vd, ours, theirs
+        del cache, ours, theirs
         torch.cuda.empty_cache()
 
 
