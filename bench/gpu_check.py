@@ -141,8 +141,8 @@ def check_quest_transformers_cache(B, S, Hq, Hkv, D, budget, page, dtype, steps=
 
 def check_quest_merge_repeats(T, B, budget, dtype, calls=200):
     """The last split to finish merges the others' partials (an atomic counter, release/acquire): a missing
-    ordering shows as an output that differs between identical calls now and then. Many splits per list
-    (B=1), repeated in a CUDA graph so the calls run back to back."""
+    ordering shows as an output that differs between identical calls now and then. The calls are replayed
+    back to back in one CUDA graph; the cases are many splits at batch 1 and a batch whose merge takes two loads."""
     pages = -(-T // 16)
     kp = torch.randn(B * pages, 16, 4, 128, device="cuda", dtype=dtype)
     cache = KVCache(kp, torch.randn_like(kp), torch.arange(B * pages, device="cuda", dtype=torch.int32).view(B, pages),
