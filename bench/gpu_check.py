@@ -2,7 +2,8 @@
 
 Every output buffer is poisoned with NaN before the kernel runs, so an unwritten element fails the
 check; inputs are fresh random draws for every case. Pass: relative error ||out - ref|| / ||ref|| under
-1e-2 and no NaN. Run on a CUDA machine: `python bench/gpu_check.py` (prints one line per case).
+1e-2 and no NaN. Run on a CUDA machine: `python bench/gpu_check.py` (prints one line per case);
+`python bench/gpu_check.py quest` runs only the checks whose name has "quest".
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from sftasks.methods.vertical_slash import vertical_slash_attention as ref_verti
 
 TOL = 1e-2
 failures = []
+only = sys.argv[1] if len(sys.argv) > 1 else ""  # run the checks whose function name has this
 
 
 def report(name: str, out: torch.Tensor, ref: torch.Tensor) -> None:
@@ -36,6 +38,8 @@ def report(name: str, out: torch.Tensor, ref: torch.Tensor) -> None:
 def run(check, *args, **options) -> None:
     """One case; an exception (a launch that fails, e.g. out of shared memory) is a failure of that case,
     reported on its line, and the remaining cases still run."""
+    if only not in check.__name__:
+        return
     try:
         check(*args, **options)
     except Exception as e:  # noqa: BLE001 - any error of a case is that case's failure

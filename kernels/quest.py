@@ -295,7 +295,7 @@ def _attend_pages(Q, KPages, VPages, PageTable, SeqLens, Chosen, Acc, Ms, Ls, Ar
                   stride_qb, stride_qh, stride_kp, stride_kt, stride_kh, stride_vp, stride_vt, stride_vh,
                   stride_cb, stride_ch,
                   HEADS: tl.constexpr, GROUP: tl.constexpr, HEAD_DIM: tl.constexpr, PAGE: tl.constexpr,
-                  CACHE_PAGE: tl.constexpr, ROWS: tl.constexpr, BLOCK_N: tl.constexpr, HEADS_P2: tl.constexpr,
+                  CACHE_PAGE: tl.constexpr, ROWS: tl.constexpr, BLOCK_N: tl.constexpr, PAGE_LANES: tl.constexpr, HEADS_P2: tl.constexpr,
                   SPLITS: tl.constexpr, SPLITS_AT_ONCE: tl.constexpr, PDL: tl.constexpr = False):
     """One (sequence, page list, split): HEADS query heads (a GQA group, or one head) over its pages;
     the list's last split to finish also merges the splits into Out."""
@@ -318,11 +318,12 @@ def _attend_pages(Q, KPages, VPages, PageTable, SeqLens, Chosen, Acc, Ms, Ls, Ar
     start = split * per_split
     stop = tl.minimum(start + per_split, num_chosen)
     # chosen past pages (ids >= newest are absent pages of a shorter sequence: skipped)
-    for i in range(start, stop, BLOCK_N // PAGE):
-        slot = i + offs_n // PAGE
+    lane = offs_n % PAGE_LANES  # a page takes PAGE_LANES >= PAGE lanes of the tile, so a tile holds whole pages
+    for i in range(start, stop, BLOCK_N // PAGE_LANES):
+        slot = i + offs_n // PAGE_LANES
         page = tl.load(chosen + slot, mask=slot < stop, other=0)
-        ok = (slot < stop) & (page < newest)
-        tok = page * PAGE + offs_n % PAGE
+        ok = (slot < stop) & (page < newest) & (lane < PAGE)
+        tok = page * PAGE + lane
         krow = _token_offsets(table, tok, ok, stride_kp, stride_kt, CACHE_PAGE)
         vrow = _token_offsets(table, tok, ok, stride_vp, stride_vt, CACHE_PAGE)
         k = tl.load(KPages + krow[None, :] + kvh * stride_kh + offs_d[:, None], mask=ok[None, :], other=0.0)
@@ -462,7 +463,8 @@ def quest_decode(q: torch.Tensor, cache, token_budget: int, page_size: int, shar
     acc = torch.empty(B * Hq * splits, D, device=dev, dtype=torch.float32)
     ms = torch.empty(B * Hq * splits, device=dev, dtype=torch.float32)
     ls = torch.empty_like(ms)
-    block_n = max(64, page_size)
+    page_lanes = triton.next_power_of_2(page_size)
+    block_n = max(64, page_lanes)  # keys a tile: whole pages
     out = torch.empty_like(q) if out is None else out
     splits_p2 = triton.next_power_of_2(splits)
     heads_p2 = triton.next_power_of_2(heads)
@@ -472,7 +474,7 @@ def quest_decode(q: torch.Tensor, cache, token_budget: int, page_size: int, shar
         q.stride(0), q.stride(1), kp.stride(0), kp.stride(1), kp.stride(2), vp.stride(0), vp.stride(1), vp.stride(2),
         chosen.stride(0), chosen.stride(1),
         HEADS=heads, GROUP=group, HEAD_DIM=D, PAGE=page_size, CACHE_PAGE=cache_page_c, ROWS=rows, BLOCK_N=block_n,
-        HEADS_P2=heads_p2, SPLITS=splits_p2, SPLITS_AT_ONCE=min(splits_p2, max(1, MERGE_ELEMENTS // (heads_p2 * D))),
+        PAGE_LANES=page_lanes, HEADS_P2=heads_p2, SPLITS=splits_p2, SPLITS_AT_ONCE=min(splits_p2, max(1, MERGE_ELEMENTS // (heads_p2 * D))),
         num_warps=attend_warps, **launch,
     )
     return out

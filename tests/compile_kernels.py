@@ -77,7 +77,7 @@ CASES = [  # launch options as the wrappers' defaults set them (the prefill kern
     case("quest attend pdl", quest._attend_pages,
          dict(Q=BF16, KPages=BF16, VPages=BF16, PageTable=I32, SeqLens=I32, Chosen=I32, Acc=F32, Ms=F32, Ls=F32,
               Arrived=I32, Out=BF16, qk_scale="fp32"),
-         dict(HEADS=7, GROUP=7, HEAD_DIM=128, PAGE=16, CACHE_PAGE=16, ROWS=16, BLOCK_N=64, HEADS_P2=8, SPLITS=32,
+         dict(HEADS=7, GROUP=7, HEAD_DIM=128, PAGE=16, CACHE_PAGE=16, ROWS=16, BLOCK_N=64, PAGE_LANES=16, HEADS_P2=8, SPLITS=32,
               SPLITS_AT_ONCE=quest.MERGE_ELEMENTS // (8 * 128), PDL=True), num_warps=8, launch_pdl=True),
 ]
 

@@ -137,6 +137,7 @@ def paged_cache(gen, lens, Hkv, D, cache_page, dtype):
         (4, 1, 64, 16, 16, 64, True),  # GQA 4
         (7, 1, 128, 8, 16, 32, False),  # GQA 7, per-head pages, Quest page smaller than the cache's
         (8, 8, 64, 16, 4, 48, True),  # GQA 1, Quest page larger than the cache's
+        (4, 2, 64, 24, 16, 96, True),  # a Quest page of 24 tokens: not a power of two, across cache pages
     ],
 )
 def test_quest_equals_reference_across_steps(gen, Hq, Hkv, D, page, cache_page, budget, share):
