@@ -6,7 +6,7 @@ Three launches per call (the wrapper adds none when the page table and lengths a
      not yet summarised (new pages, or all of them on a fresh `QuestSummaries`) are computed from the
      cache in the same pass and written back in place: in steady decoding that is one page per step.
   2. `_select_pages`: exact top-k of the bounds per row by a threshold search on the values (pages a sequence does not have
-     score -inf and are skipped later); torch.topk for very long rows.
+     score -inf and are skipped later), listed by up to 32 programs a row; torch.topk for very long rows.
   3. `_attend_pages`: split-K attention over the chosen pages plus the newest (partial) page; with
      share_pages each program serves a whole GQA group, so a group's heads share every K/V load. The
      last split of a (sequence, page list) to finish merges all of them (`_merge_splits`): one launch,
@@ -108,12 +108,20 @@ def _token_offsets(table, tok, mask, stride_page, stride_tok, CACHE_PAGE: tl.con
 
 
 @triton.jit
-def _after_previous_launch(PDL: tl.constexpr):
+def _wait_for_previous_launch(PDL: tl.constexpr):
     """With programmatic dependent launch (PDL), a kernel of the chain is launched while the one before
-    it still runs: wait here until that one's writes are visible, then let the next one launch. This
-    hides the launch gap between the four short kernels (each is latency-bound)."""
+    it still runs, which hides the launch gaps between the three short kernels (each is latency-bound):
+    wait here until that one's writes are visible."""
     if PDL:
         gdc_wait()
+
+
+@triton.jit
+def _launch_next(PDL: tl.constexpr):
+    """Let the next kernel of the chain launch, at a program's end: its programs wait on SMs until this
+    launch is done, taking registers from this launch's programs still to run (triggered at the start,
+    the selection's 32 programs a row, waiting through the bounds launch, cost more than PDL saved)."""
+    if PDL:
         gdc_launch_dependents()
 
 
@@ -124,7 +132,7 @@ def _page_bounds(Q, KPages, PageTable, SeqLens, Lo, Hi, Ready, Bounds, Arrived,
                  GROUP: tl.constexpr, SHARE: tl.constexpr, HEAD_DIM: tl.constexpr,
                  PAGE: tl.constexpr, CACHE_PAGE: tl.constexpr, ROWS: tl.constexpr, PAGES: tl.constexpr,
                  BY_CACHE_PAGE: tl.constexpr, IEEE: tl.constexpr, PDL: tl.constexpr = False):
-    _after_previous_launch(PDL)
+    _wait_for_previous_launch(PDL)
     b, kvh, pb = tl.program_id(0), tl.program_id(1), tl.program_id(2)
     if pb == 0:  # zero this KV head's arrival counters, where the attention launch (after this one) counts splits
         per_kv: tl.constexpr = 1 if SHARE else GROUP
@@ -185,6 +193,7 @@ def _page_bounds(Q, KPages, PageTable, SeqLens, Lo, Hi, Ready, Bounds, Arrived,
             heads = tl.arange(0, ROWS)
             ptrs = Bounds + b * stride_bb + (kvh * GROUP + heads)[:, None] * stride_bh + pages[None, :]
             tl.store(ptrs, tl.full([ROWS, PAGES], float("-inf"), tl.float32), mask=(heads[:, None] < GROUP) & (pages[None, :] < max_pages))
+    _launch_next(PDL)
 
 
 @triton.jit
@@ -208,8 +217,9 @@ def _stats_combine(min_a, max_a, sum_a, sq_a, min_b, max_b, sum_b, sq_b):
 
 @triton.jit
 def _select_pages(Bounds, Chosen, SeqLens, num_pages, k, stride_bb, stride_bh, stride_cb, stride_ch, N: tl.constexpr,
-                  PAGE: tl.constexpr, PAIRED: tl.constexpr = False, PDL: tl.constexpr = False):
-    """Exact top-k indices (unordered) of one row of bounds, without a sort.
+                  CHUNK: tl.constexpr, PAGE: tl.constexpr, PAIRED: tl.constexpr = False, PDL: tl.constexpr = False):
+    """Exact top-k indices of one row of bounds, in page order, without a sort: program (b, h, c) lists
+    those in pages [c * CHUNK, (c + 1) * CHUNK) of row (b, h).
 
     Searches a threshold on order-preserving int keys, from the row's min/max, stopping as soon as
     exactly k keys are >= it. Each round is one block-wide count, and this chain of rounds is the
@@ -219,8 +229,12 @@ def _select_pages(Bounds, Chosen, SeqLens, num_pages, k, stride_bb, stride_bh, s
     the row's bounds, z the normal quantile of rank k (a bound sums many products, so it is near
     normal): 3.6-4.8 rounds on average instead of 6.9-8.3 on Quest bounds at 128k (11.9-13.5 with one
     point a round; bench/select_rounds.py). Ties at the k-th value are taken in page order.
+
+    Each of a row's programs runs the same search; listing a chunk then needs only the count of pages
+    taken before it (one reduction) and a scan of the chunk: one scan over the whole row cost as much
+    as the search.
     """
-    _after_previous_launch(PDL)
+    _wait_for_previous_launch(PDL)
     b, h = tl.program_id(0), tl.program_id(1)
     offs = tl.arange(0, N)
     ok = offs < num_pages
@@ -279,14 +293,24 @@ def _select_pages(Bounds, Chosen, SeqLens, num_pages, k, stride_bb, stride_bh, s
             hi = tl.where(enough, hi, mid)
             count_hi = tl.where(enough, count_hi, count)
         rounds += 1
-    if count_lo == k:  # the usual end: exactly k keys >= lo, no ties to break (one scan fewer)
-        take = key >= lo.to(tl.int32)
-    else:
-        above = key > lo.to(tl.int32)
-        ties = (key == lo.to(tl.int32)) & ok
-        take = above | (ties & (tl.cumsum(ties.to(tl.int32), 0) <= k - tl.sum(above.to(tl.int32), 0)))
-    pos = tl.cumsum(take.to(tl.int32), 0) - 1
-    tl.store(Chosen + b * stride_cb + h * stride_ch + pos, offs, mask=take)
+    threshold = lo.to(tl.int32)
+    start = tl.program_id(2) * CHUNK
+    before = offs < start
+    offs_c = start + tl.arange(0, CHUNK)
+    ok_c = offs_c < num_pages
+    key_c = tl.where(ok_c, _order_key(tl.load(row + offs_c, mask=ok_c, other=float("-inf"))), -(2**31))
+    if count_lo == k:  # the usual end: exactly k keys >= the threshold, no ties to break
+        take_c = key_c >= threshold
+        taken_before = tl.sum((before & (key >= threshold)).to(tl.int32), 0)
+    else:  # take every key above it and the first (in page order) of the keys equal to it
+        ties_wanted = k - tl.sum((key > threshold).to(tl.int32), 0)
+        ties_before = tl.sum((before & (key == threshold) & ok).to(tl.int32), 0)
+        ties_c = (key_c == threshold) & ok_c
+        take_c = (key_c > threshold) | (ties_c & (ties_before + tl.cumsum(ties_c.to(tl.int32), 0) <= ties_wanted))
+        taken_before = tl.sum((before & (key > threshold)).to(tl.int32), 0) + tl.minimum(ties_before, ties_wanted)
+    pos = taken_before + tl.cumsum(take_c.to(tl.int32), 0) - 1
+    tl.store(Chosen + b * stride_cb + h * stride_ch + pos, offs_c, mask=take_c)
+    _launch_next(PDL)
 
 
 @triton.jit
@@ -299,7 +323,7 @@ def _attend_pages(Q, KPages, VPages, PageTable, SeqLens, Chosen, Acc, Ms, Ls, Ar
                   SPLITS: tl.constexpr, SPLITS_AT_ONCE: tl.constexpr, PDL: tl.constexpr = False):
     """One (sequence, page list, split): HEADS query heads (a GQA group, or one head) over its pages;
     the list's last split to finish also merges the splits into Out."""
-    _after_previous_launch(PDL)
+    _wait_for_previous_launch(PDL)
     b, lst, split = tl.program_id(0), tl.program_id(1), tl.program_id(2)
     num_splits = tl.num_programs(2)
     n = tl.load(SeqLens + b)
@@ -350,6 +374,7 @@ def _attend_pages(Q, KPages, VPages, PageTable, SeqLens, Chosen, Acc, Ms, Ls, Ar
     arrived = Arrived + b * tl.num_programs(1) + lst
     if tl.atomic_add(arrived, 1, sem="acq_rel", scope="gpu") == num_splits - 1:
         _merge_splits(Acc, Ms, Ls, Out, row0, num_splits, HEADS, HEADS_P2, HEAD_DIM, SPLITS, SPLITS_AT_ONCE)
+    _launch_next(PDL)
 
 
 @triton.jit
@@ -389,8 +414,8 @@ def _sm_count(device) -> int:
 
 
 def quest_decode(q: torch.Tensor, cache, token_budget: int, page_size: int, share_pages: bool = True, *,
-                 summaries: QuestSummaries | None = None, splits: int | None = None, select_warps: int = 8,
-                 select_paired: bool = True, pages_per_split: int = 8, bounds_pages: int = 32,
+                 summaries: QuestSummaries | None = None, splits: int | None = None, select_chunks: int | None = None,
+                 select_warps: int = 8, select_paired: bool = True, pages_per_split: int = 8, bounds_pages: int = 32,
                  bounds_warps: int = 4, attend_warps: int = 8, pdl: bool = True,
                  out: torch.Tensor | None = None) -> torch.Tensor:
     """One new token per sequence: q [B, Hq, D] over the pages Quest picks -> [B, Hq, D].
@@ -446,16 +471,21 @@ def quest_decode(q: torch.Tensor, cache, token_budget: int, page_size: int, shar
         num_warps=bounds_warps, **launch,
     )
     k = min(token_budget // page_size - 1, max_pages)
+    sms = _sm_count(dev) if q.is_cuda else 4
     if max_pages <= SELECT_MAX_PAGES:
+        n = triton.next_power_of_2(max_pages)
+        if select_chunks is None:  # a row's programs: about one SM each, up to 32
+            select_chunks = min(32, n, triton.next_power_of_2(max(1, sms // (B * lists)) + 1) // 2)
+        if select_chunks & (select_chunks - 1) or not 1 <= select_chunks <= n:
+            raise InputError(f"select_chunks ({select_chunks}) must be a power of two from 1 to {n}")
         chosen = torch.empty(B, lists, k, device=dev, dtype=torch.int32)
-        _select_pages[(B, lists)](bounds, chosen, seq_lens, max_pages, k, bounds.stride(0), bounds.stride(1),
-                                  chosen.stride(0), chosen.stride(1), N=triton.next_power_of_2(max_pages), PAGE=page_size,
-                                  PAIRED=select_paired,
-                                  num_warps=select_warps, **launch)
+        _select_pages[(B, lists, select_chunks)](
+            bounds, chosen, seq_lens, max_pages, k, bounds.stride(0), bounds.stride(1), chosen.stride(0),
+            chosen.stride(1), N=n, CHUNK=n // select_chunks, PAGE=page_size, PAIRED=select_paired,
+            num_warps=select_warps, **launch)
     else:
         chosen = bounds.topk(k, dim=-1, sorted=False).indices.to(torch.int32)
     if splits is None:
-        sms = _sm_count(dev) if q.is_cuda else 4
         splits = max(1, min(triton.cdiv(k, pages_per_split), triton.cdiv(4 * sms, B * lists)))
     per_split = triton.cdiv(k, splits)
     splits = triton.cdiv(k, per_split)

@@ -150,8 +150,9 @@ def test_quest_equals_reference_across_steps(gen, Hq, Hkv, D, page, cache_page, 
         q = randn(gen, len(lens), Hq, D)
         out = kernels.quest_decode(q, cache, budget, page, share, summaries=summaries)
         assert_close(out, ref_quest(q, cache, budget, page, share), gen, 2e-3)
-        # fresh summaries and the one-threshold search (the default is two a round) pick the same pages
-        assert_close(kernels.quest_decode(q, cache, budget, page, share, select_paired=False), out, gen, 0.0)
+        # fresh summaries, the one-threshold search (the default is two a round) and four programs a row
+        # listing a quarter each pick the same pages, listed in the same order
+        assert_close(kernels.quest_decode(q, cache, budget, page, share, select_paired=False, select_chunks=4), out, gen, 0.0)
 
 
 def test_quest_merges_more_splits_than_one_load_holds(gen):
@@ -313,11 +314,13 @@ def test_summaries_per_cache_page_need_quest_pages_that_tile_cache_pages():
         QuestSummaries.for_cache(torch.zeros(4, 16, 2, 64, dtype=torch.float16), 32)
 
 
+@pytest.mark.parametrize("chunks", [1, 4])
 @pytest.mark.parametrize("paired", [False, True])
 @pytest.mark.parametrize("k", [1, 17, 250])
-def test_page_selection_is_exact_top_k_with_ties(gen, k, paired):
-    """Quest's selection kernel returns k distinct pages, none scoring below the k-th largest, also when
-    many bounds tie (small integers) and absent pages score -inf; with one or two thresholds a round."""
+def test_page_selection_is_exact_top_k_with_ties(gen, k, paired, chunks):
+    """Quest's selection kernel returns k distinct pages in page order, none scoring below the k-th largest,
+    also when many bounds tie (small integers) and absent pages score -inf; with one or two thresholds a
+    round, one program a row or four listing a quarter each (ties cross the quarters)."""
     from sftasks.kernels.quest import _select_pages
 
     bounds = torch.randint(0, 5, (2, 3, 300), generator=gen).float()
@@ -325,10 +328,10 @@ def test_page_selection_is_exact_top_k_with_ties(gen, k, paired):
     bounds[..., 260:] = float("-inf")
     seq_lens = torch.full((2,), 260 * 16 + 1, dtype=torch.int32)  # 260 full pages before the newest
     chosen = torch.full((2, 3, k), -1, dtype=torch.int32)
-    _select_pages[(2, 3)](bounds, chosen, seq_lens, 300, k, bounds.stride(0), bounds.stride(1), chosen.stride(0),
-                          chosen.stride(1), N=512, PAGE=16, PAIRED=paired)
+    _select_pages[(2, 3, chunks)](bounds, chosen, seq_lens, 300, k, bounds.stride(0), bounds.stride(1), chosen.stride(0),
+                                  chosen.stride(1), N=512, CHUNK=512 // chunks, PAGE=16, PAIRED=paired)
     for row, sel in zip(bounds.flatten(0, 1), chosen.flatten(0, 1).long()):
-        assert len(set(sel.tolist())) == k and (sel >= 0).all(), f"seed {gen.initial_seed()}"
+        assert (sel >= 0).all() and (sel.diff() > 0).all(), f"seed {gen.initial_seed()}"
         assert (row[sel] >= row.topk(k).values[-1]).all(), f"seed {gen.initial_seed()}"
 
 
@@ -346,10 +349,10 @@ def test_page_selection_on_a_long_row_equals_topk(gen, paired, shape):
         bounds[..., ::40] += 1e6  # 150 far outliers: the k-th bound lies between the clusters' tails
     seq_lens = torch.full((1,), 6000 * 16 + 1, dtype=torch.int32)
     chosen = torch.empty(1, 2, 255, dtype=torch.int32)
-    _select_pages[(1, 2)](bounds, chosen, seq_lens, 6000, 255, bounds.stride(0), bounds.stride(1), chosen.stride(0),
-                          chosen.stride(1), N=8192, PAGE=16, PAIRED=paired)
+    _select_pages[(1, 2, 4)](bounds, chosen, seq_lens, 6000, 255, bounds.stride(0), bounds.stride(1), chosen.stride(0),
+                             chosen.stride(1), N=8192, CHUNK=2048, PAGE=16, PAIRED=paired)
     for row, sel in zip(bounds[0], chosen[0].long()):
-        assert torch.equal(sel.sort().values, row.topk(255).indices.sort().values), f"seed {gen.initial_seed()}"
+        assert torch.equal(sel, row.topk(255).indices.sort().values), f"seed {gen.initial_seed()}"
 
 
 def test_bad_shapes_raise_input_error():
@@ -369,6 +372,10 @@ def test_bad_shapes_raise_input_error():
     q256, k256 = torch.zeros(10, 4, 256, dtype=torch.float16), torch.zeros(10, 2, 256, dtype=torch.float16)
     with pytest.raises(InputError, match="from 16 to 64 at head_dim 256"):
         kernels.vertical_slash_attention(q256, k256, k256, none, none, block=128)
+    cache = KVCache.from_dense(k, k)
+    for chunks in (3, 0):  # the selection's chunks must tile its (power-of-two) row
+        with pytest.raises(InputError, match="select_chunks"):
+            kernels.quest_decode(q[:1], cache, 32, 16, select_chunks=chunks)
 
 
 def test_available_needs_cuda():
