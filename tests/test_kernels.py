@@ -165,6 +165,16 @@ def test_quest_merges_more_splits_than_one_load_holds(gen):
     assert_close(out, ref_quest(q, cache, 768, 16, True), gen, 2e-3)
 
 
+def test_quest_lists_rows_too_long_for_registers_with_topk(gen, monkeypatch):
+    """Rows longer than the selection kernel holds in registers are listed by torch.topk instead."""
+    from sftasks.kernels import quest
+
+    monkeypatch.setattr(quest, "SELECT_MAX_PAGES", 8)
+    cache = paged_cache(gen, [300, 37], 2, 64, 16, torch.float16)
+    q = randn(gen, 2, 4, 64)
+    assert_close(kernels.quest_decode(q, cache, 64, 16, True), ref_quest(q, cache, 64, 16, True), gen, 2e-3)
+
+
 def test_quest_reads_interleaved_pages_as_vllm_lays_them_out(gen):
     """vLLM's flash cache keeps a token's key and value side by side ([pages, page, Hkv, 2D]), so k_pages
     and v_pages are strided views: the kernel must read them in place, as it reads contiguous pages."""
