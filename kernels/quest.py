@@ -405,12 +405,14 @@ def _merge_splits(Acc, Ms, Ls, Out, row0, num_splits, HEADS: tl.constexpr, HEADS
 
 
 MERGE_ELEMENTS = 16384  # partial outputs the merge loads at once (64 registers a thread at 8 warps; 32768 slowed batches)
+MERGE_ELEMENTS_ONE_WAVE = 32768  # ... when the attention launch has at most one program an SM (batch 1): no program shares its registers
 SELECT_MAX_PAGES = 16384  # rows longer than this go to torch.topk (the kernel keeps a row in registers)
 
 
 @functools.cache
-def _sm_count(device) -> int:
-    return torch.cuda.get_device_properties(device).multi_processor_count
+def _sm_count(device: torch.device) -> int:
+    """The GPU's SMs, which launch sizes follow; 4 for the CPU (Triton's interpreter)."""
+    return torch.cuda.get_device_properties(device).multi_processor_count if device.type == "cuda" else 4
 
 
 def quest_decode(q: torch.Tensor, cache, token_budget: int, page_size: int, share_pages: bool = True, *,
@@ -471,7 +473,7 @@ def quest_decode(q: torch.Tensor, cache, token_budget: int, page_size: int, shar
         num_warps=bounds_warps, **launch,
     )
     k = min(token_budget // page_size - 1, max_pages)
-    sms = _sm_count(dev) if q.is_cuda else 4
+    sms = _sm_count(dev)
     if max_pages <= SELECT_MAX_PAGES:
         n = triton.next_power_of_2(max_pages)
         if select_chunks is None:  # a row's programs: about one SM each, up to 32
@@ -498,13 +500,14 @@ def quest_decode(q: torch.Tensor, cache, token_budget: int, page_size: int, shar
     out = torch.empty_like(q) if out is None else out
     splits_p2 = triton.next_power_of_2(splits)
     heads_p2 = triton.next_power_of_2(heads)
+    merge_elements = MERGE_ELEMENTS_ONE_WAVE if B * lists * splits <= sms else MERGE_ELEMENTS
     _attend_pages[(B, lists, splits)](
         q, kp, vp, table, seq_lens, chosen, acc, ms, ls, arrived, out,
         D ** -0.5 * LOG2E, k, per_split, table.shape[1],
         q.stride(0), q.stride(1), kp.stride(0), kp.stride(1), kp.stride(2), vp.stride(0), vp.stride(1), vp.stride(2),
         chosen.stride(0), chosen.stride(1),
         HEADS=heads, GROUP=group, HEAD_DIM=D, PAGE=page_size, CACHE_PAGE=cache_page_c, ROWS=rows, BLOCK_N=block_n,
-        PAGE_LANES=page_lanes, HEADS_P2=heads_p2, SPLITS=splits_p2, SPLITS_AT_ONCE=min(splits_p2, max(1, MERGE_ELEMENTS // (heads_p2 * D))),
+        PAGE_LANES=page_lanes, HEADS_P2=heads_p2, SPLITS=splits_p2, SPLITS_AT_ONCE=min(splits_p2, max(1, merge_elements // (heads_p2 * D))),
         num_warps=attend_warps, **launch,
     )
     return out

@@ -155,9 +155,14 @@ def test_quest_equals_reference_across_steps(gen, Hq, Hkv, D, page, cache_page, 
         assert_close(kernels.quest_decode(q, cache, budget, page, share, select_paired=False, select_chunks=4), out, gen, 0.0)
 
 
-def test_quest_merges_more_splits_than_one_load_holds(gen):
-    """One page per split: 47 splits of a GQA group of 7 at head_dim 128 take three merge loads of 16, and
-    the short sequence leaves most of its splits empty (no key: max -inf, sum 0), which must weigh nothing."""
+@pytest.mark.parametrize("sms", [4, 1000])
+def test_quest_merges_more_splits_than_one_load_holds(gen, monkeypatch, sms):
+    """One page per split: 47 splits of a GQA group of 7 at head_dim 128 take three merge loads of 16, or two
+    of 32 on a GPU that runs the whole launch at once, and the short sequence leaves most of its splits
+    empty (no key: max -inf, sum 0), which must weigh nothing."""
+    from sftasks.kernels import quest
+
+    monkeypatch.setattr(quest, "_sm_count", lambda device: sms)
     lens = [1000, 900, 40]
     cache = paged_cache(gen, lens, 1, 128, 16, torch.float16)
     q = randn(gen, len(lens), 7, 128)
