@@ -319,8 +319,8 @@ def _attend_pages(Q, KPages, VPages, PageTable, SeqLens, Chosen, Acc, Ms, Ls, Ar
                   stride_qb, stride_qh, stride_kp, stride_kt, stride_kh, stride_vp, stride_vt, stride_vh,
                   stride_cb, stride_ch,
                   HEADS: tl.constexpr, GROUP: tl.constexpr, HEAD_DIM: tl.constexpr, PAGE: tl.constexpr,
-                  CACHE_PAGE: tl.constexpr, ROWS: tl.constexpr, BLOCK_N: tl.constexpr, PAGE_LANES: tl.constexpr, HEADS_P2: tl.constexpr,
-                  SPLITS: tl.constexpr, SPLITS_AT_ONCE: tl.constexpr, PDL: tl.constexpr = False):
+                  CACHE_PAGE: tl.constexpr, ROWS: tl.constexpr, BLOCK_N: tl.constexpr, PAGE_LANES: tl.constexpr,
+                  HEADS_P2: tl.constexpr, SPLITS: tl.constexpr, SPLITS_AT_ONCE: tl.constexpr, PDL: tl.constexpr = False):
     """One (sequence, page list, split): HEADS query heads (a GQA group, or one head) over its pages;
     the list's last split to finish also merges the splits into Out."""
     _wait_for_previous_launch(PDL)
@@ -405,7 +405,7 @@ def _merge_splits(Acc, Ms, Ls, Out, row0, num_splits, HEADS: tl.constexpr, HEADS
 
 
 MERGE_ELEMENTS = 16384  # partial outputs the merge loads at once (64 registers a thread at 8 warps; 32768 slowed batches)
-MERGE_ELEMENTS_ONE_WAVE = 32768  # ... when the attention launch has at most one program an SM (batch 1): no program shares its registers
+MERGE_ELEMENTS_ONE_WAVE = 32768  # ... with at most one attention program an SM (batch 1): none shares its registers
 SELECT_MAX_PAGES = 16384  # rows longer than this go to torch.topk (the kernel keeps a row in registers)
 
 
@@ -507,7 +507,8 @@ def quest_decode(q: torch.Tensor, cache, token_budget: int, page_size: int, shar
         q.stride(0), q.stride(1), kp.stride(0), kp.stride(1), kp.stride(2), vp.stride(0), vp.stride(1), vp.stride(2),
         chosen.stride(0), chosen.stride(1),
         HEADS=heads, GROUP=group, HEAD_DIM=D, PAGE=page_size, CACHE_PAGE=cache_page_c, ROWS=rows, BLOCK_N=block_n,
-        PAGE_LANES=page_lanes, HEADS_P2=heads_p2, SPLITS=splits_p2, SPLITS_AT_ONCE=min(splits_p2, max(1, merge_elements // (heads_p2 * D))),
+        PAGE_LANES=page_lanes, HEADS_P2=heads_p2, SPLITS=splits_p2,
+        SPLITS_AT_ONCE=min(splits_p2, max(1, merge_elements // (heads_p2 * D))),
         num_warps=attend_warps, **launch,
     )
     return out
