@@ -158,6 +158,34 @@ def dense_decode(cache: KVCache, q: torch.Tensor, T: int):
     return lambda: F.scaled_dot_product_attention(q.unsqueeze(2), kd, vd, enable_gqa=True)
 
 
+LAYERS = 8  # decode timed over this many layers' caches in turn: a model's step meets each one cold in L2
+
+
+def layers_in_turn_rows(T: int, B: int, row) -> None:
+    """Dense decode and steady Quest over LAYERS caches in turn, per call. Replaying one call keeps its page
+    summaries and chosen pages in the 50 MB L2 (a 128k call reads ~25 MB), which a model's decode step,
+    running every other layer in between, does not: these rows are what a model sees."""
+    layers = [(paged_cache(T, B), torch.randn(B, HQ, D, device="cuda", dtype=DTYPE)) for _ in range(LAYERS)]
+    suffix = f", batch {B}" if B > 1 else ""
+
+    def per_call_us(calls) -> float:
+        return 1e3 * do_bench_cudagraph(lambda: [c() for c in calls], rep=200, return_mode="median") / len(calls)
+
+    t_dense = per_call_us([dense_decode(cache, q, T) for cache, q in layers])
+    row(kind="decode", T=T, what=f"dense decode (SDPA){suffix}, {LAYERS} layers in turn", us_graph=t_dense)
+    for budget in (1024, 4096):
+        calls = []
+        for cache, q in layers:
+            store = QuestSummaries.empty(B, cache.page_table.shape[1], HKV, D, DTYPE, "cuda")
+            calls.append(lambda q=q, cache=cache, store=store, budget=budget:
+                         kernels.quest_decode(q, cache, budget, 16, True, summaries=store))
+        t_q = per_call_us(calls)
+        row(kind="decode", T=T, what=f"Quest budget {budget} (ours, steady){suffix}, {LAYERS} layers in turn",
+            us_graph=t_q, speedup_graph=t_dense / t_q)
+    del layers
+    torch.cuda.empty_cache()
+
+
 def decode_rows(T: int, row) -> None:
     """Batch 1: dense decode, and Quest on the cache as each adapter hands it over: paged (the steady
     decode loop), vLLM's K|V side by side in one buffer with summaries per cache page, transformers'
@@ -310,8 +338,10 @@ def main() -> None:
 
     for T in (parse_length(x) for x in args.decode_lengths.split(",") if x):
         decode_rows(T, row)
+        layers_in_turn_rows(T, 1, row)
         for B in (int(x) for x in args.decode_batches.split(",") if x):
             decode_batch_rows(T, B, row)
+            layers_in_turn_rows(T, B, row)
 
     print(f"\ndevice: {torch.cuda.get_device_name()}, torch {torch.__version__}, triton {triton.__version__}\n")
     print(markdown_table(rows))

@@ -2,7 +2,8 @@
 
 A change to the Quest kernels is timed against the code before it: the other checkout's `kernels/`
 is imported as a second package, both run on the same inputs in CUDA graphs, interleaved, three reps,
-and their outputs are compared.
+and their outputs are compared. Each is timed replaying one call (its data stays in L2) and over 8
+layers' caches in turn (cold in L2, as in a model's decode step).
   git worktree add /tmp/base <commit> && python bench/quest_ab.py --base /tmp/base
 """
 
@@ -18,9 +19,8 @@ import torch
 from triton.testing import do_bench_cudagraph
 
 from sftasks import kernels
-from sftasks.kernels.quest import QuestSummaries
 
-from kernels import D, DTYPE, HKV, HQ, dense_decode, paged_cache  # bench/kernels.py: the same layer and caches
+from kernels import D, DTYPE, HKV, HQ, LAYERS, dense_decode, paged_cache  # bench/kernels.py: the same layer and caches
 
 CASES = [(131072, 1, 4096), (131072, 1, 1024), (32768, 1, 4096), (32768, 8, 4096), (131072, 4, 4096)]
 
@@ -35,8 +35,9 @@ def import_base_kernels(checkout: Path):
     return importlib.import_module("base_kernels.quest")
 
 
-def graph_us(fn) -> float:
-    return 1e3 * do_bench_cudagraph(fn, rep=200, return_mode="median")
+def graph_us(*calls) -> float:
+    """Per call, replaying the calls in turn in one CUDA graph."""
+    return 1e3 * do_bench_cudagraph(lambda: [c() for c in calls], rep=200, return_mode="median") / len(calls)
 
 
 def main() -> None:
@@ -44,26 +45,33 @@ def main() -> None:
     ap.add_argument("--base", type=Path, required=True, help="a checkout of the commit to compare against")
     args = ap.parse_args()
     base = import_base_kernels(args.base)
-    print("| T | batch | budget | dense decode | base (reps) | this checkout (reps) | ratio to dense | rel. diff |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| T | batch | budget | L2 | dense decode | base (reps) | this checkout (reps) | ratio to dense "
+          "| rel. diff |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for T, B, budget in CASES:
-        cache = paged_cache(T, B)
-        pages = cache.page_table.shape[1]
-        q = torch.randn(B, HQ, D, device="cuda", dtype=DTYPE)
-        dense = graph_us(dense_decode(cache, q, T))
-        ours, theirs = (QuestSummaries.empty(B, pages, HKV, D, DTYPE, "cuda"), base.QuestSummaries.empty(B, pages, HKV, D, DTYPE, "cuda"))
-        new_out = kernels.quest_decode(q, cache, budget, 16, True, summaries=ours).float()
-        old_out = base.quest_decode(q, cache, budget, 16, True, summaries=theirs).float()
+        layers = [(paged_cache(T, B), torch.randn(B, HQ, D, device="cuda", dtype=DTYPE)) for _ in range(LAYERS)]
+        calls = {"base": [], "new": []}
+        for cache, q in layers:
+            pages = cache.page_table.shape[1]
+            for name, module in (("base", base), ("new", kernels.quest)):
+                store = module.QuestSummaries.empty(B, pages, HKV, D, DTYPE, "cuda")
+                calls[name].append(lambda m=module, q=q, cache=cache, store=store:
+                                   m.quest_decode(q, cache, budget, 16, True, summaries=store))
+        new_out, old_out = calls["new"][0]().float(), calls["base"][0]().float()
         diff = float((new_out - old_out).norm() / old_out.norm())
-        times = {"base": [], "new": []}
-        for _ in range(3):
-            times["base"].append(graph_us(lambda: base.quest_decode(q, cache, budget, 16, True, summaries=theirs)))
-            times["new"].append(graph_us(lambda: kernels.quest_decode(q, cache, budget, 16, True, summaries=ours)))
-        old, new = (statistics.median(times[n]) for n in ("base", "new"))
-        reps = {n: " ".join(f"{t:.1f}" for t in ts) for n, ts in times.items()}
-        print(f"| {T // 1024}k | {B} | {budget} | {dense:.1f} µs | {old:.1f} µs ({reps['base']}) | {new:.1f} µs ({reps['new']}) "
-              f"| {dense / old:.2f}x -> {dense / new:.2f}x | {diff:.1e} |", flush=True)
-        del cache, ours, theirs
+        dense = [dense_decode(cache, q, T) for cache, q in layers]
+        for l2, n in (("warm", 1), ("cold", LAYERS)):
+            t_dense = graph_us(*dense[:n])
+            times = {"base": [], "new": []}
+            for _ in range(3):
+                for name in times:
+                    times[name].append(graph_us(*calls[name][:n]))
+            old, new = (statistics.median(times[name]) for name in ("base", "new"))
+            reps = {name: " ".join(f"{t:.1f}" for t in ts) for name, ts in times.items()}
+            print(f"| {T // 1024}k | {B} | {budget} | {l2} | {t_dense:.1f} µs | {old:.1f} µs ({reps['base']}) "
+                  f"| {new:.1f} µs ({reps['new']}) | {t_dense / old:.2f}x -> {t_dense / new:.2f}x | {diff:.1e} |",
+                  flush=True)
+        del layers, calls, dense
         torch.cuda.empty_cache()
 
 

@@ -153,7 +153,13 @@ def _page_bounds(Q, KPages, PageTable, SeqLens, Lo, Hi, Ready, Bounds, Arrived,
     summ = srow[:, None] * stride_sb + scol[:, None] * stride_sp + kvh * stride_sh + offs_d[None, :]
     ready_ptrs = Ready + srow * stride_rb + scol * stride_rp + kvh
     if pb * PAGES < full:
+        # The summaries and the query are loaded with the flags, not after them: in steady decoding all pages
+        # are ready, and a load that waited on the flags would add a memory latency to the chain.
         ready = tl.load(ready_ptrs, mask=page_ok, other=1)
+        lo = tl.load(Lo + summ, mask=page_ok[:, None], other=0.0)
+        hi = tl.load(Hi + summ, mask=page_ok[:, None], other=0.0)
+        heads = tl.arange(0, ROWS)
+        q = tl.load(Q + b * stride_qb + (kvh * GROUP + heads)[:, None] * stride_qh + offs_d[None, :], mask=heads[:, None] < GROUP, other=0.0)
         if tl.min(ready) == 0:  # summarise this run of pages from the cache, in place
             lo = tl.full([PAGES, HEAD_DIM], float("inf"), tl.float32)
             hi = tl.full([PAGES, HEAD_DIM], float("-inf"), tl.float32)
@@ -167,11 +173,6 @@ def _page_bounds(Q, KPages, PageTable, SeqLens, Lo, Hi, Ready, Bounds, Arrived,
             tl.store(ready_ptrs, tl.full([PAGES], 1, tl.int8), mask=page_ok)
             lo = lo.to(Lo.dtype.element_ty)
             hi = hi.to(Hi.dtype.element_ty)
-        else:
-            lo = tl.load(Lo + summ, mask=page_ok[:, None], other=0.0)
-            hi = tl.load(Hi + summ, mask=page_ok[:, None], other=0.0)
-        heads = tl.arange(0, ROWS)
-        q = tl.load(Q + b * stride_qb + (kvh * GROUP + heads)[:, None] * stride_qh + offs_d[None, :], mask=heads[:, None] < GROUP, other=0.0)
         pos = tl.maximum(q, 0.0).to(lo.dtype)
         neg = tl.minimum(q, 0.0).to(lo.dtype)
         if IEEE:
@@ -323,7 +324,6 @@ def _attend_pages(Q, KPages, VPages, PageTable, SeqLens, Chosen, Acc, Ms, Ls, Ar
                   HEADS_P2: tl.constexpr, SPLITS: tl.constexpr, SPLITS_AT_ONCE: tl.constexpr, PDL: tl.constexpr = False):
     """One (sequence, page list, split): HEADS query heads (a GQA group, or one head) over its pages;
     the list's last split to finish also merges the splits into Out."""
-    _wait_for_previous_launch(PDL)
     b, lst, split = tl.program_id(0), tl.program_id(1), tl.program_id(2)
     num_splits = tl.num_programs(2)
     n = tl.load(SeqLens + b)
@@ -334,35 +334,28 @@ def _attend_pages(Q, KPages, VPages, PageTable, SeqLens, Chosen, Acc, Ms, Ls, Ar
     offs_d = tl.arange(0, HEAD_DIM)
     offs_n = tl.arange(0, BLOCK_N)
     q = tl.load(Q + b * stride_qb + (lst * HEADS + heads)[:, None] * stride_qh + offs_d[None, :], mask=head_ok[:, None], other=0.0)
+    _wait_for_previous_launch(PDL)  # for the page lists (the loads above read what the chain does not write)
     acc = tl.zeros([ROWS, HEAD_DIM], dtype=tl.float32)
     m_i = tl.full([ROWS], float("-inf"), dtype=tl.float32)
     l_i = tl.zeros([ROWS], dtype=tl.float32)
     table = PageTable + b * table_cols
     chosen = Chosen + b * stride_cb + lst * stride_ch
+    # Slots 0 .. num_chosen - 1 are the chosen past pages (ids >= newest are absent pages of a shorter
+    # sequence: skipped); slot num_chosen is the newest page, so no split reads a tile more than the others.
     start = split * per_split
-    stop = tl.minimum(start + per_split, num_chosen)
-    # chosen past pages (ids >= newest are absent pages of a shorter sequence: skipped)
+    stop = tl.minimum(start + per_split, num_chosen + 1)
     lane = offs_n % PAGE_LANES  # a page takes PAGE_LANES >= PAGE lanes of the tile, so a tile holds whole pages
     for i in range(start, stop, BLOCK_N // PAGE_LANES):
         slot = i + offs_n // PAGE_LANES
-        page = tl.load(chosen + slot, mask=slot < stop, other=0)
-        ok = (slot < stop) & (page < newest) & (lane < PAGE)
+        listed = slot < num_chosen
+        page = tl.where(listed, tl.load(chosen + slot, mask=listed & (slot < stop), other=0), newest)
         tok = page * PAGE + lane
+        ok = (slot < stop) & (lane < PAGE) & tl.where(listed, page < newest, tok < n)
         krow = _token_offsets(table, tok, ok, stride_kp, stride_kt, CACHE_PAGE)
         vrow = _token_offsets(table, tok, ok, stride_vp, stride_vt, CACHE_PAGE)
         k = tl.load(KPages + krow[None, :] + kvh * stride_kh + offs_d[:, None], mask=ok[None, :], other=0.0)
         v = tl.load(VPages + vrow[:, None] + kvh * stride_vh + offs_d[None, :], mask=ok[:, None], other=0.0)
         acc, m_i, l_i = attend_tile(acc, m_i, l_i, q, k, v, qk_scale, ok[None, :], True)
-    # the newest page, always read (by the last split)
-    if split == num_splits - 1:
-        for t0 in range(newest * PAGE, n, BLOCK_N):
-            tok = t0 + offs_n
-            ok = tok < n
-            krow = _token_offsets(table, tok, ok, stride_kp, stride_kt, CACHE_PAGE)
-            vrow = _token_offsets(table, tok, ok, stride_vp, stride_vt, CACHE_PAGE)
-            k = tl.load(KPages + krow[None, :] + kvh * stride_kh + offs_d[:, None], mask=ok[None, :], other=0.0)
-            v = tl.load(VPages + vrow[:, None] + kvh * stride_vh + offs_d[None, :], mask=ok[:, None], other=0.0)
-            acc, m_i, l_i = attend_tile(acc, m_i, l_i, q, k, v, qk_scale, ok[None, :], True)
     row0 = (b * tl.num_programs(1) + lst) * HEADS  # output row (b * Hq + query head) of this list's first head
     out_rows = (row0 + heads) * num_splits + split
     tl.store(Acc + out_rows[:, None] * HEAD_DIM + offs_d[None, :], acc, mask=head_ok[:, None])
@@ -417,8 +410,8 @@ def _sm_count(device: torch.device) -> int:
 
 def quest_decode(q: torch.Tensor, cache, token_budget: int, page_size: int, share_pages: bool = True, *,
                  summaries: QuestSummaries | None = None, splits: int | None = None, select_chunks: int | None = None,
-                 select_warps: int = 8, select_paired: bool = True, pages_per_split: int = 8, bounds_pages: int = 32,
-                 bounds_warps: int = 4, attend_warps: int = 8, pdl: bool = True,
+                 select_warps: int = 8, select_paired: bool = True, pages_per_split: int = 16, bounds_pages: int = 32,
+                 bounds_warps: int = 4, attend_warps: int = 8, attend_keys: int | None = None, pdl: bool = True,
                  out: torch.Tensor | None = None) -> torch.Tensor:
     """One new token per sequence: q [B, Hq, D] over the pages Quest picks -> [B, Hq, D].
 
@@ -487,20 +480,26 @@ def quest_decode(q: torch.Tensor, cache, token_budget: int, page_size: int, shar
             num_warps=select_warps, **launch)
     else:
         chosen = bounds.topk(k, dim=-1, sorted=False).indices.to(torch.int32)
+    slots = k + 1  # the chosen pages, then the newest page
     if splits is None:
-        splits = max(1, min(triton.cdiv(k, pages_per_split), triton.cdiv(4 * sms, B * lists)))
-    per_split = triton.cdiv(k, splits)
-    splits = triton.cdiv(k, per_split)
+        splits = max(1, min(triton.cdiv(slots, pages_per_split), triton.cdiv(4 * sms, B * lists)))
+    per_split = triton.cdiv(slots, splits)
+    splits = triton.cdiv(slots, per_split)
     heads = group if share_pages else 1
     acc = torch.empty(B * Hq * splits, D, device=dev, dtype=torch.float32)
     ms = torch.empty(B * Hq * splits, device=dev, dtype=torch.float32)
     ls = torch.empty_like(ms)
     page_lanes = triton.next_power_of_2(page_size)
-    block_n = max(64, page_lanes)  # keys a tile: whole pages
+    one_wave = B * lists * splits <= sms  # at most one attention program an SM: none shares its registers
+    if attend_keys is None:  # one wave: a split's pages in one tile, all its loads at once; else narrow tiles
+        attend_keys = min(256, triton.next_power_of_2(per_split) * page_lanes) if one_wave else 64
+    if attend_keys & (attend_keys - 1) or attend_keys < 16:
+        raise InputError(f"attend_keys ({attend_keys}) must be a power of two, at least 16")
+    block_n = max(attend_keys, page_lanes)  # keys a tile: whole pages
     out = torch.empty_like(q) if out is None else out
     splits_p2 = triton.next_power_of_2(splits)
     heads_p2 = triton.next_power_of_2(heads)
-    merge_elements = MERGE_ELEMENTS_ONE_WAVE if B * lists * splits <= sms else MERGE_ELEMENTS
+    merge_elements = MERGE_ELEMENTS_ONE_WAVE if one_wave else MERGE_ELEMENTS
     _attend_pages[(B, lists, splits)](
         q, kp, vp, table, seq_lens, chosen, acc, ms, ls, arrived, out,
         D ** -0.5 * LOG2E, k, per_split, table.shape[1],

@@ -79,6 +79,11 @@ CASES = [  # launch options as the wrappers' defaults set them (the prefill kern
               Arrived=I32, Out=BF16, qk_scale="fp32"),
          dict(HEADS=7, GROUP=7, HEAD_DIM=128, PAGE=16, CACHE_PAGE=16, ROWS=16, BLOCK_N=64, PAGE_LANES=16, HEADS_P2=8, SPLITS=32,
               SPLITS_AT_ONCE=quest.MERGE_ELEMENTS // (8 * 128), PDL=True), num_warps=8, launch_pdl=True),
+    case("quest attend one wave pdl", quest._attend_pages,  # batch 1: a split's 16 pages in one tile
+         dict(Q=BF16, KPages=BF16, VPages=BF16, PageTable=I32, SeqLens=I32, Chosen=I32, Acc=F32, Ms=F32, Ls=F32,
+              Arrived=I32, Out=BF16, qk_scale="fp32"),
+         dict(HEADS=7, GROUP=7, HEAD_DIM=128, PAGE=16, CACHE_PAGE=16, ROWS=16, BLOCK_N=256, PAGE_LANES=16, HEADS_P2=8,
+              SPLITS=16, SPLITS_AT_ONCE=16, PDL=True), num_warps=8, launch_pdl=True),
 ]
 
 

@@ -153,6 +153,9 @@ def test_quest_equals_reference_across_steps(gen, Hq, Hkv, D, page, cache_page, 
         # fresh summaries, the one-threshold search (the default is two a round) and four programs a row
         # listing a quarter each pick the same pages, listed in the same order
         assert_close(kernels.quest_decode(q, cache, budget, page, share, select_paired=False, select_chunks=4), out, gen, 0.0)
+        # a split's pages in one wide tile, or three pages a split (the newest page shares a split's tile)
+        for options in ({"attend_keys": 128}, {"attend_keys": 16, "pages_per_split": 3}):
+            assert_close(kernels.quest_decode(q, cache, budget, page, share, **options), out, gen, 2e-3)
 
 
 @pytest.mark.parametrize("sms", [4, 1000])
@@ -391,6 +394,9 @@ def test_bad_shapes_raise_input_error():
     for chunks in (3, 0):  # the selection's chunks must tile its (power-of-two) row
         with pytest.raises(InputError, match="select_chunks"):
             kernels.quest_decode(q[:1], cache, 32, 16, select_chunks=chunks)
+    for keys in (48, 8):
+        with pytest.raises(InputError, match="attend_keys"):
+            kernels.quest_decode(q[:1], cache, 32, 16, attend_keys=keys)
 
 
 def test_available_needs_cuda():
