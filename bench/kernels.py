@@ -161,16 +161,17 @@ def dense_decode(cache: KVCache, q: torch.Tensor, T: int):
 LAYERS = 8  # decode timed over this many layers' caches in turn: a model's step meets each one cold in L2
 
 
+def per_call_us(calls) -> float:
+    """Microseconds per call, replaying the calls one after another in one CUDA graph."""
+    return 1e3 * do_bench_cudagraph(lambda: [c() for c in calls], rep=200, return_mode="median") / len(calls)
+
+
 def layers_in_turn_rows(T: int, B: int, row) -> None:
     """Dense decode and steady Quest over LAYERS caches in turn, per call. Replaying one call keeps its page
     summaries and chosen pages in the 50 MB L2 (a 128k call reads ~25 MB), which a model's decode step,
     running every other layer in between, does not: these rows are what a model sees."""
     layers = [(paged_cache(T, B), torch.randn(B, HQ, D, device="cuda", dtype=DTYPE)) for _ in range(LAYERS)]
     suffix = f", batch {B}" if B > 1 else ""
-
-    def per_call_us(calls) -> float:
-        return 1e3 * do_bench_cudagraph(lambda: [c() for c in calls], rep=200, return_mode="median") / len(calls)
-
     t_dense = per_call_us([dense_decode(cache, q, T) for cache, q in layers])
     row(kind="decode", T=T, what=f"dense decode (SDPA){suffix}, {LAYERS} layers in turn", us_graph=t_dense)
     for budget in (1024, 4096):

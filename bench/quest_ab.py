@@ -16,11 +16,11 @@ import sys
 from pathlib import Path
 
 import torch
-from triton.testing import do_bench_cudagraph
 
 from sftasks import kernels
 
-from kernels import D, DTYPE, HKV, HQ, LAYERS, dense_decode, paged_cache  # bench/kernels.py: the same layer and caches
+from kernels import (  # bench/kernels.py: the same layer, caches and timing
+    D, DTYPE, HKV, HQ, LAYERS, dense_decode, paged_cache, per_call_us)
 
 CASES = [(131072, 1, 4096), (131072, 1, 1024), (32768, 1, 4096), (32768, 8, 4096), (131072, 4, 4096)]
 
@@ -33,11 +33,6 @@ def import_base_kernels(checkout: Path):
     sys.modules["base_kernels"] = module
     spec.loader.exec_module(module)
     return importlib.import_module("base_kernels.quest")
-
-
-def graph_us(*calls) -> float:
-    """Per call, replaying the calls in turn in one CUDA graph."""
-    return 1e3 * do_bench_cudagraph(lambda: [c() for c in calls], rep=200, return_mode="median") / len(calls)
 
 
 def main() -> None:
@@ -61,11 +56,11 @@ def main() -> None:
         diff = float((new_out - old_out).norm() / old_out.norm())
         dense = [dense_decode(cache, q, T) for cache, q in layers]
         for l2, n in (("warm", 1), ("cold", LAYERS)):
-            t_dense = graph_us(*dense[:n])
+            t_dense = per_call_us(dense[:n])
             times = {"base": [], "new": []}
             for _ in range(3):
                 for name in times:
-                    times[name].append(graph_us(*calls[name][:n]))
+                    times[name].append(per_call_us(calls[name][:n]))
             old, new = (statistics.median(times[name]) for name in ("base", "new"))
             reps = {name: " ".join(f"{t:.1f}" for t in ts) for name, ts in times.items()}
             print(f"| {T // 1024}k | {B} | {budget} | {l2} | {t_dense:.1f} µs | {old:.1f} µs ({reps['base']}) "
