@@ -161,13 +161,15 @@ def _page_bounds(Q, KPages, PageTable, SeqLens, Lo, Hi, Ready, Bounds, Arrived,
         heads = tl.arange(0, ROWS)
         q = tl.load(Q + b * stride_qb + (kvh * GROUP + heads)[:, None] * stride_qh + offs_d[None, :], mask=heads[:, None] < GROUP, other=0.0)
         if tl.min(ready) == 0:  # summarise this run of pages from the cache, in place
-            lo = tl.full([PAGES, HEAD_DIM], float("inf"), tl.float32)
-            hi = tl.full([PAGES, HEAD_DIM], float("-inf"), tl.float32)
-            for s in tl.static_range(PAGE):
+            # Sized for few registers (the cache's dtype, a loop not unrolled): the kernel's register count is
+            # that of this rarely taken path, and it sets how many programs share an SM on the steady path.
+            lo = tl.full([PAGES, HEAD_DIM], float("inf"), KPages.dtype.element_ty)
+            hi = tl.full([PAGES, HEAD_DIM], float("-inf"), KPages.dtype.element_ty)
+            for s in range(PAGE):
                 row = _token_offsets(table, pages * PAGE + s, page_ok, stride_kp, stride_kt, CACHE_PAGE)
-                k = tl.load(KPages + row[:, None] + kvh.to(tl.int64) * stride_kh + offs_d[None, :], mask=page_ok[:, None], other=0.0).to(tl.float32)
-                lo = tl.minimum(lo, k)
-                hi = tl.maximum(hi, k)
+                k = tl.load(KPages + row[:, None] + kvh.to(tl.int64) * stride_kh + offs_d[None, :], mask=page_ok[:, None], other=0.0)
+                lo = tl.minimum(lo, k).to(lo.dtype)  # exact in the cache's dtype: min and max pick a value
+                hi = tl.maximum(hi, k).to(hi.dtype)
             tl.store(Lo + summ, lo.to(Lo.dtype.element_ty), mask=page_ok[:, None])
             tl.store(Hi + summ, hi.to(Hi.dtype.element_ty), mask=page_ok[:, None])
             tl.store(ready_ptrs, tl.full([PAGES], 1, tl.int8), mask=page_ok)

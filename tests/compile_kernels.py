@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import subprocess
+import tempfile
 
 os.environ.pop("TRITON_INTERPRET", None)
 
@@ -87,6 +90,17 @@ CASES = [  # launch options as the wrappers' defaults set them (the prefill kern
 ]
 
 
+def registers_per_thread(cubin: bytes) -> int:
+    """A thread's registers in the kernel (cuobjdump's resource report): with the warps, they bound how
+    many programs share an SM."""
+    with tempfile.NamedTemporaryFile(suffix=".cubin") as f:
+        f.write(cubin)
+        f.flush()
+        report = subprocess.run([triton.knobs.nvidia.cuobjdump.path, "-res-usage", f.name], capture_output=True,
+                                text=True, check=True).stdout
+    return int(re.search(r"REG:(\d+)", report).group(1))
+
+
 def compile_case(c) -> dict:
     fn = c["fn"]
     consts = c["constexprs"]
@@ -105,7 +119,7 @@ def compile_case(c) -> dict:
     ptx = kernel.asm["ptx"]
     return dict(name=c["name"], ok=bool(kernel.asm.get("cubin")), arch=c["arch"],
                 wgmma="wgmma.mma_async" in ptx, mma="mma.sync" in ptx, griddepcontrol="griddepcontrol.wait" in ptx,
-                maxnreg=".maxnreg" in ptx, shared=kernel.metadata.shared,
+                maxnreg=".maxnreg" in ptx, shared=kernel.metadata.shared, registers=registers_per_thread(kernel.asm["cubin"]),
                 release_acquire_atomic="atom.global.gpu.acq_rel" in ptx or "atom.acq_rel.gpu" in ptx,
                 l1_bypassing_load="ld.global.cg" in ptx,
                 shared_limit=SHARED_MEMORY_LIMIT[c["arch"]])
