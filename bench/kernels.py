@@ -126,8 +126,8 @@ def sweep(T: int, parts: str = "block_sparse,vertical_slash,quest") -> None:
     qd = torch.randn(1, HQ, D, device="cuda", dtype=DTYPE)
     summ = QuestSummaries.empty(1, pages, HKV, D, DTYPE, "cuda")
     quest_variants = [{}, {"select_chunks": 1}, {"select_chunks": 8}, {"select_chunks": 16}, {"select_warps": 4},
-                      {"select_warps": 16}, {"bounds_warps": 2}, {"pages_per_split": 4}, {"pages_per_split": 16},
-                      {"attend_warps": 4}, {"pdl": False}]
+                      {"select_warps": 16}, {"bounds_warps": 2}, {"pages_per_split": 8}, {"pages_per_split": 32},
+                      {"attend_keys": 64}, {"attend_warps": 4}, {"pdl": False}]
     for rep in range(2):
         for opts in quest_variants:
             t = do_bench_cudagraph(lambda: kernels.quest_decode(qd, cache, 4096, 16, True, summaries=summ, **opts),
