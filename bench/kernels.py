@@ -166,24 +166,29 @@ def per_call_us(calls) -> float:
     return 1e3 * do_bench_cudagraph(lambda: [c() for c in calls], rep=200, return_mode="median") / len(calls)
 
 
-def layers_in_turn_rows(T: int, B: int, row) -> None:
-    """Dense decode and steady Quest over LAYERS caches in turn, per call. Replaying one call keeps its page
-    summaries and chosen pages in the 50 MB L2 (a 128k call reads ~25 MB), which a model's decode step,
-    running every other layer in between, does not: these rows are what a model sees."""
+def steady_rows(T: int, B: int, row) -> None:
+    """Dense decode and steady Quest (paged cache, summaries kept) in CUDA graphs (eager calls are host-bound),
+    per call: one call replayed (for batch > 1; batch 1's rows are decode_rows'), and LAYERS caches in turn.
+    Replaying one call keeps its page summaries and chosen pages in the 50 MB L2 (a 128k call reads ~25 MB),
+    which a model's decode step, running every other layer in between, does not: the rows "in turn" are
+    what a model sees."""
     layers = [(paged_cache(T, B), torch.randn(B, HQ, D, device="cuda", dtype=DTYPE)) for _ in range(LAYERS)]
-    suffix = f", batch {B}" if B > 1 else ""
-    t_dense = per_call_us([dense_decode(cache, q, T) for cache, q in layers])
-    row(kind="decode", T=T, what=f"dense decode (SDPA){suffix}, {LAYERS} layers in turn", us_graph=t_dense)
-    for budget in (1024, 4096):
-        calls = []
+    dense = [dense_decode(cache, q, T) for cache, q in layers]
+    quest = {budget: [] for budget in (1024, 4096)}
+    for budget, calls in quest.items():
         for cache, q in layers:
             store = QuestSummaries.empty(B, cache.page_table.shape[1], HKV, D, DTYPE, "cuda")
             calls.append(lambda q=q, cache=cache, store=store, budget=budget:
                          kernels.quest_decode(q, cache, budget, 16, True, summaries=store))
-        t_q = per_call_us(calls)
-        row(kind="decode", T=T, what=f"Quest budget {budget} (ours, steady){suffix}, {LAYERS} layers in turn",
-            us_graph=t_q, speedup_graph=t_dense / t_q)
-    del layers
+    suffix = f", batch {B}" if B > 1 else ""
+    for setting, n in ([("", 1)] if B > 1 else []) + [(f", {LAYERS} layers in turn", LAYERS)]:
+        t_dense = per_call_us(dense[:n])
+        row(kind="decode", T=T, what=f"dense decode (SDPA){suffix}{setting}", us_graph=t_dense)
+        for budget, calls in quest.items():
+            t_q = per_call_us(calls[:n])
+            row(kind="decode", T=T, what=f"Quest budget {budget} (ours, steady){suffix}{setting}", us_graph=t_q,
+                speedup_graph=t_dense / t_q)
+    del layers, dense, quest
     torch.cuda.empty_cache()
 
 
@@ -221,20 +226,6 @@ def decode_rows(T: int, row) -> None:
                 t_cold = bench(lambda: kernels.quest_decode(q, cache, budget, page, True))
                 row(kind="decode", T=T, what=f"Quest budget {budget} (ours, summaries rebuilt)", us=1e3 * t_cold,
                     speedup=t_dense / t_cold)
-
-
-def decode_batch_rows(T: int, B: int, row) -> None:
-    """B sequences at once, paged cache, summaries kept (graph replays: eager calls are host-bound)."""
-    cache = paged_cache(T, B)
-    q = torch.randn(B, HQ, D, device="cuda", dtype=DTYPE)
-    t_dense = do_bench_cudagraph(dense_decode(cache, q, T), rep=200, return_mode="median")
-    row(kind="decode", T=T, what=f"dense decode (SDPA), batch {B}", us_graph=1e3 * t_dense)
-    for budget in (1024, 4096):
-        store = QuestSummaries.empty(B, cache.page_table.shape[1], HKV, D, DTYPE, "cuda")
-        t_q = do_bench_cudagraph(lambda: kernels.quest_decode(q, cache, budget, 16, True, summaries=store), rep=200,
-                                 return_mode="median")
-        row(kind="decode", T=T, what=f"Quest budget {budget} (ours, steady), batch {B}", us_graph=1e3 * t_q,
-            speedup_graph=t_dense / t_q)
 
 
 def markdown_table(rows: list[dict]) -> str:
@@ -339,10 +330,9 @@ def main() -> None:
 
     for T in (parse_length(x) for x in args.decode_lengths.split(",") if x):
         decode_rows(T, row)
-        layers_in_turn_rows(T, 1, row)
+        steady_rows(T, 1, row)
         for B in (int(x) for x in args.decode_batches.split(",") if x):
-            decode_batch_rows(T, B, row)
-            layers_in_turn_rows(T, B, row)
+            steady_rows(T, B, row)
 
     print(f"\ndevice: {torch.cuda.get_device_name()}, torch {torch.__version__}, triton {triton.__version__}\n")
     print(markdown_table(rows))
