@@ -161,6 +161,15 @@ def dense_decode(cache: KVCache, q: torch.Tensor, T: int):
 LAYERS = 8  # decode timed over this many layers' caches in turn: a model's step meets each one cold in L2
 
 
+def layer_caches(T: int, B: int) -> list[tuple[KVCache, torch.Tensor]]:
+    """LAYERS layers' (cache, query): each layer its own K/V pages, all one page table and one set of lengths,
+    as in an engine (vLLM's block table and sequence lengths serve every layer of a step)."""
+    first = paged_cache(T, B)
+    caches = [first] + [KVCache(torch.randn_like(first.k_pages), torch.randn_like(first.v_pages), first.page_table,
+                                first.seq_lens) for _ in range(LAYERS - 1)]
+    return [(cache, torch.randn(B, HQ, D, device="cuda", dtype=DTYPE)) for cache in caches]
+
+
 def per_call_us(calls) -> float:
     """Microseconds per call, replaying the calls one after another in one CUDA graph."""
     return 1e3 * do_bench_cudagraph(lambda: [c() for c in calls], rep=200, return_mode="median") / len(calls)
@@ -172,7 +181,7 @@ def steady_rows(T: int, B: int, row) -> None:
     Replaying one call keeps its page summaries and chosen pages in the 50 MB L2 (a 128k call reads ~25 MB),
     which a model's decode step, running every other layer in between, does not: the rows "in turn" are
     what a model sees."""
-    layers = [(paged_cache(T, B), torch.randn(B, HQ, D, device="cuda", dtype=DTYPE)) for _ in range(LAYERS)]
+    layers = layer_caches(T, B)
     dense = [dense_decode(cache, q, T) for cache, q in layers]
     quest = {budget: [] for budget in (1024, 4096)}
     for budget, calls in quest.items():

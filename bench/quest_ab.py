@@ -20,7 +20,7 @@ import torch
 from sftasks import kernels
 
 from kernels import (  # bench/kernels.py: the same layer, caches and timing
-    D, DTYPE, HKV, HQ, LAYERS, dense_decode, paged_cache, per_call_us)
+    D, DTYPE, HKV, HQ, LAYERS, dense_decode, layer_caches, per_call_us)
 
 CASES = [(131072, 1, 4096), (131072, 1, 1024), (32768, 1, 4096), (32768, 8, 4096), (131072, 4, 4096)]
 
@@ -44,7 +44,7 @@ def main() -> None:
           "| rel. diff |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for T, B, budget in CASES:
-        layers = [(paged_cache(T, B), torch.randn(B, HQ, D, device="cuda", dtype=DTYPE)) for _ in range(LAYERS)]
+        layers = layer_caches(T, B)
         calls = {"base": [], "new": []}
         for cache, q in layers:
             pages = cache.page_table.shape[1]

@@ -101,10 +101,9 @@ class QuestSummaries:
 
 
 @triton.jit
-def _token_offsets(table, tok, mask, stride_page, stride_tok, CACHE_PAGE: tl.constexpr):
-    """Offsets of tokens `tok` of one sequence in a paged cache (page ids from its page table row)."""
-    page = tl.load(table + tok // CACHE_PAGE, mask=mask, other=0).to(tl.int64)
-    return page * stride_page + (tok % CACHE_PAGE) * stride_tok
+def _cache_slots(table, tok, mask, CACHE_PAGE: tl.constexpr):
+    """(cache page, slot in it) of tokens `tok` of one sequence in a paged cache (from its page table row)."""
+    return tl.load(table + tok // CACHE_PAGE, mask=mask, other=0).to(tl.int64), tok % CACHE_PAGE
 
 
 @triton.jit
@@ -166,8 +165,9 @@ def _page_bounds(Q, KPages, PageTable, SeqLens, Lo, Hi, Ready, Bounds, Arrived,
             lo = tl.full([PAGES, HEAD_DIM], float("inf"), KPages.dtype.element_ty)
             hi = tl.full([PAGES, HEAD_DIM], float("-inf"), KPages.dtype.element_ty)
             for s in range(PAGE):
-                row = _token_offsets(table, pages * PAGE + s, page_ok, stride_kp, stride_kt, CACHE_PAGE)
-                k = tl.load(KPages + row[:, None] + kvh.to(tl.int64) * stride_kh + offs_d[None, :], mask=page_ok[:, None], other=0.0)
+                cache_page, slot = _cache_slots(table, pages * PAGE + s, page_ok, CACHE_PAGE)
+                row = cache_page * stride_kp + slot * stride_kt + kvh.to(tl.int64) * stride_kh
+                k = tl.load(KPages + row[:, None] + offs_d[None, :], mask=page_ok[:, None], other=0.0)
                 lo = tl.minimum(lo, k).to(lo.dtype)  # exact in the cache's dtype: min and max pick a value
                 hi = tl.maximum(hi, k).to(hi.dtype)
             tl.store(Lo + summ, lo.to(Lo.dtype.element_ty), mask=page_ok[:, None])
@@ -353,10 +353,11 @@ def _attend_pages(Q, KPages, VPages, PageTable, SeqLens, Chosen, Acc, Ms, Ls, Ar
         page = tl.where(listed, tl.load(chosen + slot, mask=listed & (slot < stop), other=0), newest)
         tok = page * PAGE + lane
         ok = (slot < stop) & (lane < PAGE) & tl.where(listed, page < newest, tok < n)
-        krow = _token_offsets(table, tok, ok, stride_kp, stride_kt, CACHE_PAGE)
-        vrow = _token_offsets(table, tok, ok, stride_vp, stride_vt, CACHE_PAGE)
-        k = tl.load(KPages + krow[None, :] + kvh * stride_kh + offs_d[:, None], mask=ok[None, :], other=0.0)
-        v = tl.load(VPages + vrow[:, None] + kvh * stride_vh + offs_d[None, :], mask=ok[:, None], other=0.0)
+        cache_page, slot = _cache_slots(table, tok, ok, CACHE_PAGE)  # one page-table lookup for K and V
+        krow = cache_page * stride_kp + slot * stride_kt + kvh * stride_kh
+        vrow = cache_page * stride_vp + slot * stride_vt + kvh * stride_vh
+        k = tl.load(KPages + krow[None, :] + offs_d[:, None], mask=ok[None, :], other=0.0)
+        v = tl.load(VPages + vrow[:, None] + offs_d[None, :], mask=ok[:, None], other=0.0)
         acc, m_i, l_i = attend_tile(acc, m_i, l_i, q, k, v, qk_scale, ok[None, :], True)
     row0 = (b * tl.num_programs(1) + lst) * HEADS  # output row (b * Hq + query head) of this list's first head
     out_rows = (row0 + heads) * num_splits + split
