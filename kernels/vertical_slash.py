@@ -8,13 +8,16 @@ key block kb) lie in ((m-1)B, (m+1)B) for m = qb - kb, a window that depends on 
 sorted lists of "covered" distances m per head replace MInference's per-block offset lists (and its
 compiled CUDA index builder). Per query block the kernel then
   1. walks the "whole" key tiles qb - m (m ascending, m <= qb) whose entire offset window is set (typical
-     of a dense local band): no mask, the block-sparse kernel's inner loop;
+     of a dense local band): no mask, the block-sparse kernel's inner loop, software-pipelined;
   2. walks the other covered tiles (and the diagonal one) with an exact element mask (slash bitmap
-     looked up at i - j, OR the vertical bitmap at j); the two kinds are separate loops so that neither
-     has a branch in its body (a branch there stops Triton from pipelining the loads);
+     looked up at i - j, OR the vertical bitmap at j); the two kinds are separate loops so that the first
+     has no branch in its body (a branch there stops Triton from pipelining the loads);
   3. attends to the vertical columns that lie outside covered tiles, BLOCK_N at a time, with a causal
-     mask, from per-head copies of their K/V rows made once per call (a gather inside the loop would
-     stall the software pipeline on the dependent index load).
+     mask, from per-head copies of their K/V rows made once per call (no dependent gather in the loop).
+Loops 2 and 3 are not software-pipelined: pipelined, their masked tiles made ptxas serialise every
+wgmma of the kernel, loop 1's included (each waited for the one before, "non wgmma instructions
+defining accumulator registers"); unpipelined, the whole pattern at 128k took 40.1 ms, not 42.1
+(bench/RESULTS.md). A compile test holds this.
 The grid runs one KV head's programs together, as the block-sparse kernel does.
 """
 
@@ -38,11 +41,12 @@ def _slash_tiles(acc, m_i, l_i, q, ms, count, qb, rows, row_ok, k_base, v_base, 
     one set of stage buffers). MODE 0: whole tiles before the query block (no mask at all); 1: causal
     and bounds mask only (whole tiles of the ragged last block); 2: exact element mask (slash bitmap
     looked up at i - j, OR the vertical bitmap at j). One mode per loop, so no branch in the loop body
-    stops the compiler from pipelining the loads. The MODE 1 loop (one block per head) is not
-    pipelined: it sits in the other branch of an `if` from the MODE 0 loop, and Triton gives the two
-    branches' stage buffers separate shared memory (288 KB at head_dim 128 on sm_90, over the 227 KB there)."""
+    stops the compiler from pipelining the loads. Only the MODE 0 loop is pipelined: MODE 1 sits in the
+    other branch of an `if` from it, and Triton gives the two branches' stage buffers separate shared
+    memory (288 KB at head_dim 128 on sm_90, over the 227 KB there); MODE 2 pipelined makes ptxas
+    serialise the kernel's wgmma (module docstring)."""
     STEPS: tl.constexpr = BLOCK // BLOCK_N
-    for t in tl.range(0, count * STEPS, num_stages=1 if MODE == 1 else None):
+    for t in tl.range(0, count * STEPS, num_stages=None if MODE == 0 else 1):
         m = tl.load(ms + t // STEPS)
         keys = (qb - m).to(tl.int64) * BLOCK + (t % STEPS) * BLOCK_N + offs_n
         if MODE == 0:
@@ -104,7 +108,7 @@ def _vertical_slash_fwd(
     #    read from the per-head copies of their K/V rows: contiguous tiles, no dependent gathers
     n_cols = tl.load(ColCount + lists + qb)
     cols_ptr = Cols + head * num_cols
-    for c0 in range(0, n_cols, BLOCK_N):
+    for c0 in tl.range(0, n_cols, BLOCK_N, num_stages=1):  # not pipelined: see the module docstring
         slot = c0 + offs_n
         cols = tl.load(cols_ptr + slot).to(tl.int64)
         covered = tl.load(Cover + lists + qb - tl.minimum(cols, T - 1) // BLOCK) != 0

@@ -90,15 +90,25 @@ CASES = [  # launch options as the wrappers' defaults set them (the prefill kern
 ]
 
 
-def registers_per_thread(cubin: bytes) -> int:
-    """A thread's registers in the kernel (cuobjdump's resource report): with the warps, they bound how
-    many programs share an SM."""
+def cuobjdump(cubin: bytes, flag: str) -> str:
     with tempfile.NamedTemporaryFile(suffix=".cubin") as f:
         f.write(cubin)
         f.flush()
-        report = subprocess.run([triton.knobs.nvidia.cuobjdump.path, "-res-usage", f.name], capture_output=True,
-                                text=True, check=True).stdout
-    return int(re.search(r"REG:(\d+)", report).group(1))
+        return subprocess.run([triton.knobs.nvidia.cuobjdump.path, flag, f.name], capture_output=True, text=True,
+                              check=True).stdout
+
+
+def registers_per_thread(cubin: bytes) -> int:
+    """A thread's registers in the kernel (cuobjdump's resource report): with the warps, they bound how
+    many programs share an SM."""
+    return int(re.search(r"REG:(\d+)", cuobjdump(cubin, "-res-usage")).group(1))
+
+
+def wgmma_counts(cubin: bytes) -> tuple[int, int]:
+    """(Hopper matrix instructions, waits on them) in the machine code. When ptxas serialises wgmma (a
+    performance warning only), every instruction is followed by its own wait."""
+    sass = cuobjdump(cubin, "-sass").splitlines()
+    return sum("HGMMA" in line for line in sass), sum("WARPGROUP.DEPBAR" in line for line in sass)
 
 
 def compile_case(c) -> dict:
@@ -117,11 +127,12 @@ def compile_case(c) -> dict:
     except Exception as e:  # reported, not raised: the test names the case that failed
         return dict(name=c["name"], ok=False, error=f"{type(e).__name__}: {str(e)[:500]}")
     ptx = kernel.asm["ptx"]
+    hgmma, hgmma_waits = wgmma_counts(kernel.asm["cubin"])
     return dict(name=c["name"], ok=bool(kernel.asm.get("cubin")), arch=c["arch"],
                 wgmma="wgmma.mma_async" in ptx, mma="mma.sync" in ptx, griddepcontrol="griddepcontrol.wait" in ptx,
                 maxnreg=".maxnreg" in ptx, shared=kernel.metadata.shared, registers=registers_per_thread(kernel.asm["cubin"]),
                 release_acquire_atomic="atom.global.gpu.acq_rel" in ptx or "atom.acq_rel.gpu" in ptx,
-                l1_bypassing_load="ld.global.cg" in ptx,
+                l1_bypassing_load="ld.global.cg" in ptx, hgmma=hgmma, hgmma_waits=hgmma_waits,
                 shared_limit=SHARED_MEMORY_LIMIT[c["arch"]])
 
 
