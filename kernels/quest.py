@@ -165,8 +165,8 @@ def _page_bounds(Q, KPages, PageTable, SeqLens, Lo, Hi, Ready, Bounds, Arrived,
             lo = tl.full([PAGES, HEAD_DIM], float("inf"), KPages.dtype.element_ty)
             hi = tl.full([PAGES, HEAD_DIM], float("-inf"), KPages.dtype.element_ty)
             for s in range(PAGE):
-                cache_page, slot = _cache_slots(table, pages * PAGE + s, page_ok, CACHE_PAGE)
-                row = cache_page * stride_kp + slot * stride_kt + kvh.to(tl.int64) * stride_kh
+                cache_page, in_page = _cache_slots(table, pages * PAGE + s, page_ok, CACHE_PAGE)
+                row = cache_page * stride_kp + in_page * stride_kt + kvh.to(tl.int64) * stride_kh
                 k = tl.load(KPages + row[:, None] + offs_d[None, :], mask=page_ok[:, None], other=0.0)
                 lo = tl.minimum(lo, k).to(lo.dtype)  # exact in the cache's dtype: min and max pick a value
                 hi = tl.maximum(hi, k).to(hi.dtype)
@@ -353,9 +353,9 @@ def _attend_pages(Q, KPages, VPages, PageTable, SeqLens, Chosen, Acc, Ms, Ls, Ar
         page = tl.where(listed, tl.load(chosen + slot, mask=listed & (slot < stop), other=0), newest)
         tok = page * PAGE + lane
         ok = (slot < stop) & (lane < PAGE) & tl.where(listed, page < newest, tok < n)
-        cache_page, slot = _cache_slots(table, tok, ok, CACHE_PAGE)  # one page-table lookup for K and V
-        krow = cache_page * stride_kp + slot * stride_kt + kvh * stride_kh
-        vrow = cache_page * stride_vp + slot * stride_vt + kvh * stride_vh
+        cache_page, in_page = _cache_slots(table, tok, ok, CACHE_PAGE)  # one page-table lookup for K and V
+        krow = cache_page * stride_kp + in_page * stride_kt + kvh * stride_kh
+        vrow = cache_page * stride_vp + in_page * stride_vt + kvh * stride_vh
         k = tl.load(KPages + krow[None, :] + offs_d[:, None], mask=ok[None, :], other=0.0)
         v = tl.load(VPages + vrow[:, None] + offs_d[None, :], mask=ok[:, None], other=0.0)
         acc, m_i, l_i = attend_tile(acc, m_i, l_i, q, k, v, qk_scale, ok[None, :], True)
