@@ -56,8 +56,11 @@ def poisoned(like: torch.Tensor) -> torch.Tensor:
     return torch.full_like(like, float("nan"))
 
 
-def check_block_sparse(T, Hq, Hkv, D, bs, dtype, **options):
+def check_block_sparse(T, Hq, Hkv, D, bs, dtype, head_major=False, **options):
+    """head_major: q/k/v as views of [H, T, D] tensors (transformers' layout), which TMA cannot read as rows."""
     q, k, v = qkv(T, Hq, Hkv, D, dtype)
+    if head_major:
+        q, k, v = (x.transpose(0, 1).contiguous().transpose(0, 1) for x in (q, k, v))
     nb = -(-T // bs)
     K = max(2, nb // 4)
     idx = torch.randint(-1, nb, (Hq, nb, K), device="cuda")
@@ -65,7 +68,7 @@ def check_block_sparse(T, Hq, Hkv, D, bs, dtype, **options):
     idx[::3, :, 0] = -1  # ... but not for every head
     out = kernels.block_sparse_attention(q, k, v, idx, bs, out=poisoned(q), **options)
     ref = ref_block_sparse(q.float(), k.float(), v.float(), idx, bs)
-    report(f"block_sparse T={T} Hq={Hq} Hkv={Hkv} D={D} bs={bs} {dtype} {options}", out, ref)
+    report(f"block_sparse T={T} Hq={Hq} Hkv={Hkv} D={D} bs={bs} {dtype}{' head-major' * head_major} {options}", out, ref)
 
 
 def check_vertical_slash(T, Hq, Hkv, D, dtype, band=300, **options):
@@ -178,6 +181,7 @@ def main() -> int:
         run(check_block_sparse, T, Hq, Hkv, D, bs, bf)
     run(check_block_sparse, 3001, 28, 4, 128, 128, fp)
     run(check_block_sparse, 4096, 28, 4, 128, 128, bf, tma=False)
+    run(check_block_sparse, 3001, 28, 4, 128, 128, bf, head_major=True)
     run(check_block_sparse, 3001, 8, 2, 64, 64, bf, tma=False)
     for T, Hq, Hkv, D in [(4096, 28, 4, 128), (3001, 8, 8, 64), (2500, 7, 1, 128), (2500, 8, 2, 256)]:
         run(check_vertical_slash, T, Hq, Hkv, D, bf)

@@ -34,3 +34,11 @@ def check_tensors(*xs: torch.Tensor) -> None:
         raise InputError(f"dtype {xs[0].dtype} is not supported; use float16, bfloat16 or float32")
     if any(x.stride(-1) != 1 for x in xs):
         raise InputError("the last (head_dim) dimension must be contiguous")
+
+
+def tma_rows(x: torch.Tensor) -> bool:
+    """Whether x [T, H, D] can be read through a TMA descriptor as T rows of H * D elements: heads packed
+    in a row, rows 16-byte aligned (what the descriptor needs). Views that are not (transformers'
+    head-major ones) go through pointer loads."""
+    return (x.stride(2) == 1 and x.stride(1) == x.shape[2] and x.stride(0) * x.element_size() % 16 == 0
+            and x.data_ptr() % 16 == 0)

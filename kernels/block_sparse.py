@@ -18,19 +18,18 @@ import triton.language as tl
 
 from sftasks.errors import InputError
 
-from ._checks import check_qkv
+from ._checks import check_qkv, tma_rows
 from ._tile import LOG2E, attend_tile, finish, kv_major_program
 
 
 @triton.jit
-def _load_kv(KDesc, VDesc, k_base, v_base, keys, key_ok, col0, stride_kt, stride_vt,
+def _load_kv(KDesc, VDesc, k_base, v_base, row0, keys, key_ok, col0, stride_kt, stride_vt,
              USE_TMA: tl.constexpr, MASKED: tl.constexpr):
-    """K tile [D, N] and V tile [N, D]: through the TMA engine (rows past the end read as zeros) or
-    through pointers."""
+    """K tile [D, N] and V tile [N, D] of keys row0 + arange(N): through the TMA engine (rows past the
+    end read as zeros) or through pointers."""
     if USE_TMA:
-        row0 = tl.min(keys, 0).to(tl.int32)  # keys are consecutive
-        k = tl.trans(KDesc.load([row0, col0]))
-        v = VDesc.load([row0, col0])
+        k = tl.trans(KDesc.load([row0.to(tl.int32), col0]))
+        v = VDesc.load([row0.to(tl.int32), col0])
     elif MASKED:
         k = tl.load(k_base + keys[None, :] * stride_kt, mask=key_ok[None, :], other=0.0)
         v = tl.load(v_base + keys[:, None] * stride_vt, mask=key_ok[:, None], other=0.0)
@@ -50,13 +49,14 @@ def _off_diagonal_tile(acc, m_i, l_i, q, list_ptr, i, KDesc, VDesc, k_base, v_ba
     TILES_N: tl.constexpr = (BLOCK_SIZE + BLOCK_N - 1) // BLOCK_N
     kb = tl.load(list_ptr + i // TILES_N).to(tl.int64)
     n0 = (i % TILES_N) * BLOCK_N
-    keys = kb * BLOCK_SIZE + n0 + offs_n
+    row0 = kb * BLOCK_SIZE + n0
+    keys = row0 + offs_n
     if BLOCK_SIZE % BLOCK_N == 0:
-        k, v = _load_kv(KDesc, VDesc, k_base, v_base, keys, 0, kvh * HEAD_DIM, stride_kt, stride_vt, USE_TMA, False)
+        k, v = _load_kv(KDesc, VDesc, k_base, v_base, row0, keys, 0, kvh * HEAD_DIM, stride_kt, stride_vt, USE_TMA, False)
         acc, m_i, l_i = attend_tile(acc, m_i, l_i, q, k, v, qk_scale, 0, False)
     else:
         key_ok = (n0 + offs_n) < BLOCK_SIZE
-        k, v = _load_kv(KDesc, VDesc, k_base, v_base, keys, key_ok, kvh * HEAD_DIM, stride_kt, stride_vt, False, True)
+        k, v = _load_kv(KDesc, VDesc, k_base, v_base, row0, keys, key_ok, kvh * HEAD_DIM, stride_kt, stride_vt, False, True)
         acc, m_i, l_i = attend_tile(acc, m_i, l_i, q, k, v, qk_scale, key_ok[None, :], True)
     return acc, m_i, l_i
 
@@ -109,7 +109,8 @@ def _block_sparse_fwd(
         for n0 in tl.static_range(0, BLOCK_SIZE, BLOCK_N):
             keys = qb * BLOCK_SIZE + n0 + offs_n
             key_ok = ((n0 + offs_n) < BLOCK_SIZE) & (keys < T)
-            k, v = _load_kv(KDesc, VDesc, k_base, v_base, keys, key_ok, kvh * HEAD_DIM, stride_kt, stride_vt, USE_TMA, True)
+            k, v = _load_kv(KDesc, VDesc, k_base, v_base, qb * BLOCK_SIZE + n0, keys, key_ok, kvh * HEAD_DIM, stride_kt,
+                            stride_vt, USE_TMA, True)
             mask = key_ok[None, :] & (keys[None, :] <= rows[:, None])
             acc, m_i, l_i = attend_tile(acc, m_i, l_i, q, k, v, qk_scale, mask, True)
     out = finish(acc, l_i)
@@ -155,7 +156,8 @@ def _tiles(block_size: int, head_dim: int, hopper: bool = False) -> tuple[int, i
     memory). On Hopper at head_dim 128, 128 x 64 tiles with 128 registers a thread let two 8-warp
     programs share an SM, so one's softmax overlaps the other's matrix products (H100, 128k: 29.7 ->
     27.1 ms at 90% sparsity, bench/RESULTS.md); a 128 x 128 tile under that cap spills (10x slower).
-    Other GPUs keep the uncapped tiles: the cap was measured only on an H100."""
+    Other GPUs keep the uncapped tiles: the cap was measured only on an H100. That tile also reads K/V
+    through the TMA engine by default, where the K/V layout allows (`tma_rows`)."""
     block_m = min(max(16, triton.next_power_of_2(block_size)), 128)
     if hopper and head_dim == 128 and block_m == 128:
         return 128, 64, 128
@@ -163,14 +165,15 @@ def _tiles(block_size: int, head_dim: int, hopper: bool = False) -> tuple[int, i
 
 
 def block_sparse_attention(q, k, v, block_index: torch.Tensor, block_size: int, *, num_warps: int | None = None,
-                           num_stages: int | None = None, block_n: int | None = None, tma: bool = False,
+                           num_stages: int | None = None, block_n: int | None = None, tma: bool | None = None,
                            warp_specialize: bool = False, kv_major: bool = True, maxnreg: int | None = None,
                            out: torch.Tensor | None = None) -> torch.Tensor:
     """Causal GQA attention of q [T, Hq, D] over the key blocks listed per head and query block.
 
     block_index: [Hq, ceil(T/block_size), K] key-block ids, -1 padded; ids above the query block are
     ignored; duplicates count once; the diagonal block, if listed, is causal. Rows with no key give 0.
-    The keyword options are tuning knobs (bench/RESULTS.md says which paid); `out` receives the result.
+    The keyword options are tuning knobs (bench/RESULTS.md says which paid; `tma` applies where the K/V
+    layout allows it); `out` receives the result.
     """
     T, Hq, Hkv, D = check_qkv(q, k, v)
     nqb = -(-T // block_size)
@@ -184,6 +187,8 @@ def block_sparse_attention(q, k, v, block_index: torch.Tensor, block_size: int, 
     out = torch.empty_like(q) if out is None else out
     hopper = q.is_cuda and torch.cuda.get_device_capability(q.device)[0] == 9
     block_m, bn, cap = _tiles(block_size, D, hopper)
+    if tma is None:  # TMA loads belong to the default Hopper tile: 128k, 90%: 26.5 -> 23.8 ms (bench/RESULTS.md)
+        tma = cap is not None and block_n is None and maxnreg is None
     if block_n is None and maxnreg is None:
         maxnreg = cap  # the cap belongs to the default tile; a chosen tile runs uncapped unless asked
     bn = block_n or bn
@@ -191,7 +196,7 @@ def block_sparse_attention(q, k, v, block_index: torch.Tensor, block_size: int, 
         num_warps = 8 if block_m >= 128 else 4
     if num_stages is None:
         num_stages = 2
-    tma = tma and block_size % bn == 0
+    tma = tma and block_size % bn == 0 and tma_rows(k) and tma_rows(v)
     kdesc = vdesc = None
     if tma:
         from triton.tools.tensor_descriptor import TensorDescriptor

@@ -43,8 +43,13 @@ VERTICAL_SLASH_ARGS = dict(TILE, SlashBits="*i8", VertBits="*i8", Cover="*i8", F
                            PartList=I32, PartCount=I32, Cols=I32, ColCount=I32, VertK=BF16, VertV=BF16)
 VERTICAL_SLASH_HOPPER = dict(GROUP=7, HEAD_DIM=128, BLOCK=128, BLOCK_N=128)
 
+TMA_KV = {name: f"tensordesc<bf16[{BLOCK_SPARSE_TILES[1]},128]>" for name in ("KDesc", "VDesc")}  # [BLOCK_N, D] boxes
+
 CASES = [  # launch options as the wrappers' defaults set them (the prefill kernels launch with num_stages=2)
-    case("block_sparse", block_sparse._block_sparse_fwd, BLOCK_SPARSE_ARGS,
+    case("block_sparse", block_sparse._block_sparse_fwd, dict(BLOCK_SPARSE_ARGS, **TMA_KV),
+         dict(BLOCK_SPARSE_HOPPER, BLOCK_M=BLOCK_SPARSE_TILES[0], BLOCK_N=BLOCK_SPARSE_TILES[1], USE_TMA=True),
+         num_warps=8, num_stages=2, maxnreg=BLOCK_SPARSE_TILES[2]),
+    case("block_sparse pointers", block_sparse._block_sparse_fwd, BLOCK_SPARSE_ARGS,  # K/V a layout TMA cannot read
          dict(BLOCK_SPARSE_HOPPER, BLOCK_M=BLOCK_SPARSE_TILES[0], BLOCK_N=BLOCK_SPARSE_TILES[1]), num_warps=8,
          num_stages=2, maxnreg=BLOCK_SPARSE_TILES[2]),
     case("block_sparse block_n=128", block_sparse._block_sparse_fwd, BLOCK_SPARSE_ARGS, BLOCK_SPARSE_HOPPER,
@@ -132,7 +137,8 @@ def compile_case(c) -> dict:
                 wgmma="wgmma.mma_async" in ptx, mma="mma.sync" in ptx, griddepcontrol="griddepcontrol.wait" in ptx,
                 maxnreg=".maxnreg" in ptx, shared=kernel.metadata.shared, registers=registers_per_thread(kernel.asm["cubin"]),
                 release_acquire_atomic="atom.global.gpu.acq_rel" in ptx or "atom.acq_rel.gpu" in ptx,
-                l1_bypassing_load="ld.global.cg" in ptx, hgmma=hgmma, hgmma_waits=hgmma_waits,
+                l1_bypassing_load="ld.global.cg" in ptx, tma="cp.async.bulk.tensor" in ptx, hgmma=hgmma,
+                hgmma_waits=hgmma_waits,
                 shared_limit=SHARED_MEMORY_LIMIT[c["arch"]])
 
 

@@ -16,6 +16,7 @@ import torch
 
 from sftasks import kernels
 from sftasks.errors import InputError
+from sftasks.kernels._checks import tma_rows
 from sftasks.kernels.quest import QuestSummaries
 from sftasks.methods.base import KVCache
 from sftasks.methods.block_sparse import block_sparse_attention as ref_block_sparse
@@ -115,6 +116,19 @@ def test_head_major_layouts_as_transformers_passes_them(gen):
     vertical, slash = torch.randint(0, T, (Hq, 5), generator=gen), torch.arange(20).expand(Hq, -1)
     out = kernels.vertical_slash_attention(q, k, v, vertical, slash, block=16)
     assert_close(out, ref_vertical_slash(q, k, v, vertical, slash), gen, 2e-3)
+
+
+def test_tma_reads_only_kv_with_heads_packed_in_rows():
+    """On an H100 the block-sparse kernel reads K/V through TMA as T rows of Hkv * D elements by default.
+    A layout that is not that (transformers' head-major views, unaligned rows) must go through pointers:
+    a TMA read there would fetch the wrong elements."""
+    rows = torch.empty(70, 2, 64, dtype=torch.bfloat16)
+    assert tma_rows(rows)
+    assert tma_rows(torch.empty(70, 3, 64, dtype=torch.bfloat16)[:, :2])  # wider rows, still aligned
+    assert not tma_rows(torch.empty(2, 70, 64, dtype=torch.bfloat16).transpose(0, 1))
+    assert not tma_rows(torch.empty(70, 2, 68, dtype=torch.bfloat16)[..., :64])  # heads not packed
+    assert not tma_rows(torch.empty(70 * 130, dtype=torch.bfloat16).as_strided((70, 2, 64), (130, 64, 1)))
+    assert not tma_rows(torch.empty(70 * 128 + 1, dtype=torch.bfloat16)[1:].view(70, 2, 64))  # start
 
 
 def paged_cache(gen, lens, Hkv, D, cache_page, dtype):

@@ -71,6 +71,13 @@ def test_default_block_sparse_fits_two_programs_per_h100_sm(compiled):
     assert 2 * compiled["block_sparse"]["shared"] <= 228 * 1024
 
 
+def test_default_block_sparse_reads_kv_through_tma(compiled):
+    """The default H100 tile reads each K/V tile as one TMA copy from its first row, with no address per
+    element (128k, 90%: 26.5 -> 23.8 ms, bench/RESULTS.md); pointer loads stay for layouts TMA cannot read."""
+    assert compiled["block_sparse"]["tma"] and not compiled["block_sparse pointers"]["tma"]
+    assert 2 * compiled["block_sparse pointers"]["shared"] <= 228 * 1024
+
+
 def test_quest_bounds_fit_four_programs_per_sm(compiled):
     """The bounds launch waits on memory: the programs an SM holds at once set how much is in flight. Its
     register count is that of the summarise path, rarely taken. At 178 registers two 4-warp programs fitted
