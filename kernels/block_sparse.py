@@ -3,11 +3,12 @@
 One program per (query head, query tile): a query block of up to 128 rows is one tile, a larger one
 is cut into 128-row tiles sharing its key list (a 256-row tile would need 320 KB of shared memory at
 head_dim 128, over the H100's 227 KB). The wrapper turns the caller's block lists into sorted,
-de-duplicated lists of the causal blocks (a few small torch ops on the GPU), so the kernel loops over
-full off-diagonal blocks with no masks and handles the diagonal block, if listed, last with the causal
-mask. The grid runs one KV head's programs together, the heads of a GQA group side by side, so what
-they read of that head's K/V is shared through L2 (their lists differ, so one load per group would
-cost FLOPs on the union of the lists).
+de-duplicated lists of the causal blocks (one small Triton launch), so the kernel loops over full
+off-diagonal blocks with no masks and handles the diagonal block, if listed, last with the causal mask.
+On an H100 each K/V tile is one TMA copy from its first row, taken from the list. The grid runs one
+KV head's programs together, the heads of a GQA group side by side, so what they read of that head's
+K/V is shared through L2 (their lists differ, so one load per group would cost FLOPs on the union of
+the lists).
 """
 
 from __future__ import annotations
@@ -187,7 +188,7 @@ def block_sparse_attention(q, k, v, block_index: torch.Tensor, block_size: int, 
     out = torch.empty_like(q) if out is None else out
     hopper = q.is_cuda and torch.cuda.get_device_capability(q.device)[0] == 9
     block_m, bn, cap = _tiles(block_size, D, hopper)
-    if tma is None:  # TMA loads belong to the default Hopper tile: 128k, 90%: 26.5 -> 23.8 ms (bench/RESULTS.md)
+    if tma is None:  # TMA loads belong to the default Hopper tile: 128k, 90%: 25.9 -> 23.8 ms (bench/RESULTS.md)
         tma = cap is not None and block_n is None and maxnreg is None
     if block_n is None and maxnreg is None:
         maxnreg = cap  # the cap belongs to the default tile; a chosen tile runs uncapped unless asked
