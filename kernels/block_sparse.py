@@ -24,10 +24,11 @@ from ._tile import LOG2E, attend_tile, finish, kv_major_program
 
 
 @triton.jit
-def _load_kv(KDesc, VDesc, k_base, v_base, row0, keys, key_ok, col0, stride_kt, stride_vt,
+def _load_kv(KDesc, VDesc, k_base, v_base, row0, offs_n, key_ok, col0, stride_kt, stride_vt,
              USE_TMA: tl.constexpr, MASKED: tl.constexpr):
-    """K tile [D, N] and V tile [N, D] of keys row0 + arange(N): through the TMA engine (rows past the
-    end read as zeros) or through pointers."""
+    """K tile [D, N] and V tile [N, D] of keys row0 + offs_n: through the TMA engine (rows past the end
+    read as zeros) or through pointers."""
+    keys = row0 + offs_n
     if USE_TMA:
         k = tl.trans(KDesc.load([row0.to(tl.int32), col0]))
         v = VDesc.load([row0.to(tl.int32), col0])
@@ -51,13 +52,12 @@ def _off_diagonal_tile(acc, m_i, l_i, q, list_ptr, i, KDesc, VDesc, k_base, v_ba
     kb = tl.load(list_ptr + i // TILES_N).to(tl.int64)
     n0 = (i % TILES_N) * BLOCK_N
     row0 = kb * BLOCK_SIZE + n0
-    keys = row0 + offs_n
     if BLOCK_SIZE % BLOCK_N == 0:
-        k, v = _load_kv(KDesc, VDesc, k_base, v_base, row0, keys, 0, kvh * HEAD_DIM, stride_kt, stride_vt, USE_TMA, False)
+        k, v = _load_kv(KDesc, VDesc, k_base, v_base, row0, offs_n, 0, kvh * HEAD_DIM, stride_kt, stride_vt, USE_TMA, False)
         acc, m_i, l_i = attend_tile(acc, m_i, l_i, q, k, v, qk_scale, 0, False)
     else:
         key_ok = (n0 + offs_n) < BLOCK_SIZE
-        k, v = _load_kv(KDesc, VDesc, k_base, v_base, row0, keys, key_ok, kvh * HEAD_DIM, stride_kt, stride_vt, False, True)
+        k, v = _load_kv(KDesc, VDesc, k_base, v_base, row0, offs_n, key_ok, kvh * HEAD_DIM, stride_kt, stride_vt, False, True)
         acc, m_i, l_i = attend_tile(acc, m_i, l_i, q, k, v, qk_scale, key_ok[None, :], True)
     return acc, m_i, l_i
 
@@ -108,10 +108,11 @@ def _block_sparse_fwd(
                                                kvh, qk_scale, stride_kt, stride_vt, BLOCK_SIZE, HEAD_DIM, BLOCK_N, USE_TMA)
     if has_diag:
         for n0 in tl.static_range(0, BLOCK_SIZE, BLOCK_N):
-            keys = qb * BLOCK_SIZE + n0 + offs_n
+            row0 = qb * BLOCK_SIZE + n0
+            keys = row0 + offs_n
             key_ok = ((n0 + offs_n) < BLOCK_SIZE) & (keys < T)
-            k, v = _load_kv(KDesc, VDesc, k_base, v_base, qb * BLOCK_SIZE + n0, keys, key_ok, kvh * HEAD_DIM, stride_kt,
-                            stride_vt, USE_TMA, True)
+            k, v = _load_kv(KDesc, VDesc, k_base, v_base, row0, offs_n, key_ok, kvh * HEAD_DIM, stride_kt, stride_vt,
+                            USE_TMA, True)
             mask = key_ok[None, :] & (keys[None, :] <= rows[:, None])
             acc, m_i, l_i = attend_tile(acc, m_i, l_i, q, k, v, qk_scale, mask, True)
     out = finish(acc, l_i)
@@ -188,9 +189,10 @@ def block_sparse_attention(q, k, v, block_index: torch.Tensor, block_size: int, 
     out = torch.empty_like(q) if out is None else out
     hopper = q.is_cuda and torch.cuda.get_device_capability(q.device)[0] == 9
     block_m, bn, cap = _tiles(block_size, D, hopper)
+    default_tile = block_n is None and maxnreg is None
     if tma is None:  # TMA loads belong to the default Hopper tile: 128k, 90%: 25.9 -> 23.8 ms (bench/RESULTS.md)
-        tma = cap is not None and block_n is None and maxnreg is None
-    if block_n is None and maxnreg is None:
+        tma = default_tile and cap is not None
+    if default_tile:
         maxnreg = cap  # the cap belongs to the default tile; a chosen tile runs uncapped unless asked
     bn = block_n or bn
     if num_warps is None:

@@ -43,7 +43,8 @@ VERTICAL_SLASH_ARGS = dict(TILE, SlashBits="*i8", VertBits="*i8", Cover="*i8", F
                            PartList=I32, PartCount=I32, Cols=I32, ColCount=I32, VertK=BF16, VertV=BF16)
 VERTICAL_SLASH_HOPPER = dict(GROUP=7, HEAD_DIM=128, BLOCK=128, BLOCK_N=128)
 
-TMA_KV = {name: f"tensordesc<bf16[{BLOCK_SPARSE_TILES[1]},128]>" for name in ("KDesc", "VDesc")}  # [BLOCK_N, D] boxes
+TMA_KV = {name: f"tensordesc<bf16[{BLOCK_SPARSE_TILES[1]},{BLOCK_SPARSE_HOPPER['HEAD_DIM']}]>"  # [BLOCK_N, D] boxes
+          for name in ("KDesc", "VDesc")}
 
 CASES = [  # launch options as the wrappers' defaults set them (the prefill kernels launch with num_stages=2)
     case("block_sparse", block_sparse._block_sparse_fwd, dict(BLOCK_SPARSE_ARGS, **TMA_KV),
