@@ -2,8 +2,9 @@
 
 One Qwen2.5-7B attention layer (28 query heads, 4 KV heads, head_dim 128, bf16), one sequence.
   python bench/kernels.py [--lengths 32k,64k,128k] [--out results.json]
-  python bench/kernels.py --sweep-only [--sweep-parts block_sparse,vertical_slash,quest] --lengths 128k
-      (tuning knobs side by side, twice each; RESULTS.md records which paid)
+  python bench/kernels.py --sweep-only [--sweep-parts block_sparse,fixed_costs,vertical_slash,quest] --lengths 128k
+      (tuning knobs side by side, twice each; RESULTS.md records which paid; fixed_costs: block-sparse
+      with lists of one length, what a program costs besides its key tiles)
 Prints one markdown table (the one in RESULTS.md). `ideal` is 1 / (1 - sparsity) with sparsity counted
 in causal (query, key) pairs; `% ideal` is (cuDNN dense time / ours) / ideal, with the median of four
 cuDNN timings per length. Index builds are inside the timed region.
@@ -50,6 +51,19 @@ def random_block_index(T: int, sparsity: float, gen: torch.Generator) -> torch.T
     K = int(keep.max())
     top = scores.topk(K, dim=-1).indices
     return torch.where(torch.arange(K, device="cuda") < keep.view(1, -1, 1), top, -1)
+
+
+def fixed_cost_patterns(T: int, gen: torch.Generator) -> dict[str, torch.Tensor]:
+    """Lists of one length for every (head, query block): their times split a program's cost into what it
+    pays whatever its list (reading its queries, writing its output, the diagonal block) and its key tiles."""
+    nb = -(-T // BLOCK)
+    diag = torch.arange(nb, device="cuda").view(1, -1, 1).expand(HQ, -1, 1)
+    sink = torch.zeros_like(diag)
+    pats = {"no block": torch.full_like(diag, -1), "diagonal only": diag, "first + diagonal": torch.cat([sink, diag], -1)}
+    for n in (2, 6):
+        others = (torch.rand(HQ, nb, n, device="cuda", generator=gen) * diag).long()  # duplicates count once
+        pats[f"first + {n} random + diagonal"] = torch.cat([sink, others, diag], -1)
+    return pats
 
 
 def flex_block_mask(idx: torch.Tensor, T: int):
@@ -109,6 +123,9 @@ def sweep(T: int, parts: str = "block_sparse,vertical_slash,quest") -> None:
             for name, opts in variants.items():
                 t = bench(lambda: kernels.block_sparse_attention(q, k, v, idx, BLOCK, **opts))
                 print(f"sweep block-sparse T={T} {sparsity:.0%} {name} (rep {rep}): {t:.2f} ms", flush=True)
+    for name, idx in fixed_cost_patterns(T, gen).items() if "fixed_costs" in parts else ():
+        t = bench(lambda: kernels.block_sparse_attention(q, k, v, idx, BLOCK))
+        print(f"sweep block-sparse fixed costs T={T} {name}: {t:.3f} ms", flush=True)
     cols, slashes = vertical_slash_pattern(T, gen)
     band = int(0.04 * T)
     patterns = {"full pattern": (cols, slashes), "band only": (cols[:, :0], slashes[:, :band]),

@@ -5,7 +5,9 @@ is cut into 128-row tiles sharing its key list (a 256-row tile would need 320 KB
 head_dim 128, over the H100's 227 KB). The wrapper turns the caller's block lists into sorted,
 de-duplicated lists of the causal blocks (one small Triton launch), so the kernel loops over full
 off-diagonal blocks with no masks and handles the diagonal block, if listed, last with the causal mask.
-On an H100 each K/V tile is one TMA copy from its first row, taken from the list. The grid runs one
+On an H100 each K/V tile is one TMA copy from its first row, taken from the list, and the diagonal's
+tiles run in a software-pipelined loop of their own (unrolled, each tile's copies were waited for
+before its products: 13.16 -> 12.81 ms at 128k and 95% sparsity, bench/RESULTS.md). The grid runs one
 KV head's programs together, the heads of a GQA group side by side, so what they read of that head's
 K/V is shared through L2 (their lists differ, so one load per group would cost FLOPs on the union of
 the lists).
@@ -106,7 +108,15 @@ def _block_sparse_fwd(
         for i in range(0, key_tiles):
             acc, m_i, l_i = _off_diagonal_tile(acc, m_i, l_i, q, list_ptr, i, KDesc, VDesc, k_base, v_base, offs_n,
                                                kvh, qk_scale, stride_kt, stride_vt, BLOCK_SIZE, HEAD_DIM, BLOCK_N, USE_TMA)
-    if has_diag:
+    if USE_TMA:  # the diagonal's tiles in a pipelined loop of their own, so that their copies overlap
+        for j in range(0, has_diag * (BLOCK_SIZE // BLOCK_N)):
+            n0 = j * BLOCK_N
+            k, v = _load_kv(KDesc, VDesc, k_base, v_base, qb * BLOCK_SIZE + n0, offs_n, 0, kvh * HEAD_DIM, stride_kt,
+                            stride_vt, True, False)
+            # keys past T read as zeros and lie above every row < T: the causal mask covers them
+            mask = (n0 + offs_n)[None, :] <= offs_m[:, None]
+            acc, m_i, l_i = attend_tile(acc, m_i, l_i, q, k, v, qk_scale, mask, True)
+    elif has_diag:
         for n0 in tl.static_range(0, BLOCK_SIZE, BLOCK_N):
             row0 = qb * BLOCK_SIZE + n0
             keys = row0 + offs_n
