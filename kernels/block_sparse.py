@@ -65,6 +65,18 @@ def _off_diagonal_tile(acc, m_i, l_i, q, list_ptr, i, KDesc, VDesc, k_base, v_ba
 
 
 @triton.jit
+def _diagonal_tile(acc, m_i, l_i, q, KDesc, VDesc, k_base, v_base, qb, n0, offs_m, offs_n, kvh, T, qk_scale,
+                   stride_kt, stride_vt, BLOCK_SIZE: tl.constexpr, HEAD_DIM: tl.constexpr, USE_TMA: tl.constexpr):
+    """Key tile n0 of the diagonal block, causal (positions within the block). Keys past T or past the
+    block lie above every row that is stored, so the causal mask covers them; their loads read zeros."""
+    row0 = qb * BLOCK_SIZE + n0
+    key_ok = ((n0 + offs_n) < BLOCK_SIZE) & (row0 + offs_n < T)
+    k, v = _load_kv(KDesc, VDesc, k_base, v_base, row0, offs_n, key_ok, kvh * HEAD_DIM, stride_kt, stride_vt, USE_TMA, True)
+    mask = (n0 + offs_n)[None, :] <= offs_m[:, None]
+    return attend_tile(acc, m_i, l_i, q, k, v, qk_scale, mask, True)
+
+
+@triton.jit
 def _block_sparse_fwd(
     Q, K, V, KDesc, VDesc, Out, Idx, Count,
     T, qk_scale, num_qblocks, num_idx,
@@ -108,23 +120,14 @@ def _block_sparse_fwd(
         for i in range(0, key_tiles):
             acc, m_i, l_i = _off_diagonal_tile(acc, m_i, l_i, q, list_ptr, i, KDesc, VDesc, k_base, v_base, offs_n,
                                                kvh, qk_scale, stride_kt, stride_vt, BLOCK_SIZE, HEAD_DIM, BLOCK_N, USE_TMA)
-    if USE_TMA:  # the diagonal's tiles in a pipelined loop of their own, so that their copies overlap
+    if USE_TMA:  # a pipelined loop: the next tile's copies are issued before this tile's products
         for j in range(0, has_diag * (BLOCK_SIZE // BLOCK_N)):
-            n0 = j * BLOCK_N
-            k, v = _load_kv(KDesc, VDesc, k_base, v_base, qb * BLOCK_SIZE + n0, offs_n, 0, kvh * HEAD_DIM, stride_kt,
-                            stride_vt, True, False)
-            # keys past T read as zeros and lie above every row < T: the causal mask covers them
-            mask = (n0 + offs_n)[None, :] <= offs_m[:, None]
-            acc, m_i, l_i = attend_tile(acc, m_i, l_i, q, k, v, qk_scale, mask, True)
-    elif has_diag:
+            acc, m_i, l_i = _diagonal_tile(acc, m_i, l_i, q, KDesc, VDesc, k_base, v_base, qb, j * BLOCK_N, offs_m, offs_n,
+                                           kvh, T, qk_scale, stride_kt, stride_vt, BLOCK_SIZE, HEAD_DIM, True)
+    elif has_diag:  # pointer loads with bounds masks, unrolled (not measured pipelined)
         for n0 in tl.static_range(0, BLOCK_SIZE, BLOCK_N):
-            row0 = qb * BLOCK_SIZE + n0
-            keys = row0 + offs_n
-            key_ok = ((n0 + offs_n) < BLOCK_SIZE) & (keys < T)
-            k, v = _load_kv(KDesc, VDesc, k_base, v_base, row0, offs_n, key_ok, kvh * HEAD_DIM, stride_kt, stride_vt,
-                            USE_TMA, True)
-            mask = key_ok[None, :] & (keys[None, :] <= rows[:, None])
-            acc, m_i, l_i = attend_tile(acc, m_i, l_i, q, k, v, qk_scale, mask, True)
+            acc, m_i, l_i = _diagonal_tile(acc, m_i, l_i, q, KDesc, VDesc, k_base, v_base, qb, n0, offs_m, offs_n,
+                                           kvh, T, qk_scale, stride_kt, stride_vt, BLOCK_SIZE, HEAD_DIM, False)
     out = finish(acc, l_i)
     tl.store(Out + rows[:, None] * stride_ot + head * stride_oh + offs_d[None, :], out.to(Out.dtype.element_ty), mask=row_ok[:, None])
 
