@@ -271,7 +271,7 @@ def markdown_table(rows: list[dict]) -> str:
             sp += f" (graph {r['speedup_graph']:.2f}x)" if sp else f"graph {r['speedup_graph']:.2f}x"
         what = ("… " if r["what"].startswith(" ") else "") + r["what"].strip().replace("|", "\\|")
         cells = [r["kind"], f"{r['T'] // 1024}k", what, f"{r['sparsity']:.3f}" if "sparsity" in r else "", t, sp,
-                 f"{r['ideal']:.1f}" if "ideal" in r else "", f"{r['pct_ideal']:.0f}%" if "pct_ideal" in r else "",
+                 f"{r['ideal']:.1f}" if "ideal" in r else "", f"{r['pct_ideal']:.1f}%" if "pct_ideal" in r else "",
                  f"{r['vs_flex']:.2f}x" if "vs_flex" in r else ""]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
