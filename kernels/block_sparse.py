@@ -6,7 +6,7 @@ head_dim 128, over the H100's 227 KB). The wrapper turns the caller's block list
 de-duplicated lists of the causal blocks (one small Triton launch), so the kernel loops over full
 off-diagonal blocks with no masks and handles the diagonal block, if listed, last with the causal mask.
 On an H100 each K/V tile is one TMA copy from its first row, taken from the list, and the diagonal's
-tiles run in a software-pipelined loop of their own (unrolled, the loop waited for each tile's copies
+tiles run in a software-pipelined loop of their own (an unrolled loop waited for each tile's copies
 before its products: 13.16 -> 12.81 ms at 128k and 95% sparsity, bench/RESULTS.md). The grid runs one
 KV head's programs together, the heads of a GQA group side by side, so what they read of that head's
 K/V is shared through L2 (their lists differ, so one load per group would cost FLOPs on the union of

@@ -57,6 +57,7 @@ def tol(dtype):
         (130, 8, 2, 128, 32, torch.float32, {}),  # GQA 4
         (100, 7, 1, 64, 100, torch.float16, {}),  # GQA 7, block size not a power of two
         (150, 7, 1, 128, 32, torch.float16, {"tma": True, "kv_major": False}),  # TMA loads, 2-D grid
+        (600, 4, 2, 64, 256, torch.float16, {"tma": True, "block_n": 64}),  # TMA: a diagonal of 4 tiles, ragged end
         (600, 4, 2, 64, 256, torch.float16, {}),  # blocks cut into 128-row query tiles and 128-key tiles
         (450, 2, 1, 64, 200, torch.float32, {"kv_major": False}),  # the same, blocks not a multiple of 128
         (300, 2, 1, 256, 128, torch.float16, {}),  # head_dim 256: 64-key tiles, two per block
