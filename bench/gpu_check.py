@@ -71,14 +71,20 @@ def check_block_sparse(T, Hq, Hkv, D, bs, dtype, head_major=False, **options):
     report(f"block_sparse T={T} Hq={Hq} Hkv={Hkv} D={D} bs={bs} {dtype}{' head-major' * head_major} {options}", out, ref)
 
 
-def check_vertical_slash(T, Hq, Hkv, D, dtype, band=300, **options):
+def check_vertical_slash(T, Hq, Hkv, D, dtype, band=300, head_major=False, **options):
+    """A local band, 4 clusters of 64 offsets, 200 scattered ones (some close enough to merge), 97 columns."""
     q, k, v = qkv(T, Hq, Hkv, D, dtype)
+    if head_major:
+        q, k, v = (x.transpose(0, 1).contiguous().transpose(0, 1) for x in (q, k, v))
     vert = torch.randint(-1, T, (Hq, 97), device="cuda")
     vert[:, :4] = torch.arange(4)
-    slash = torch.cat([torch.arange(band, device="cuda").expand(Hq, -1), torch.randint(0, T + 5, (Hq, 200), device="cuda")], 1)
+    clusters = (torch.randint(band, T - 64, (Hq, 4, 1), device="cuda") + torch.arange(64, device="cuda")).flatten(1)
+    slash = torch.cat([torch.arange(band, device="cuda").expand(Hq, -1), clusters,
+                       torch.randint(0, T + 5, (Hq, 200), device="cuda")], 1)
     out = kernels.vertical_slash_attention(q, k, v, vert, slash, out=poisoned(q), **options)
     ref = ref_vertical_slash(q.float(), k.float(), v.float(), vert, slash)
-    report(f"vertical_slash T={T} Hq={Hq} Hkv={Hkv} D={D} band={band} {dtype} {options}", out, ref)
+    report(f"vertical_slash T={T} Hq={Hq} Hkv={Hkv} D={D} band={band} {dtype}{' head-major' * head_major} {options}",
+           out, ref)
 
 
 def check_scores(T, Hq, Hkv, D, last_q, dtype):
@@ -188,6 +194,9 @@ def main() -> int:
     run(check_vertical_slash, 3001, 28, 4, 128, fp)
     run(check_vertical_slash, 4096, 28, 4, 128, bf, band=1000, block=64)
     run(check_vertical_slash, 3001, 7, 1, 64, bf, band=10, block=128, block_n=128)
+    run(check_vertical_slash, 3001, 28, 4, 128, bf, head_major=True)
+    run(check_vertical_slash, 4096, 28, 4, 128, bf, band=1000, tma=False)
+    run(check_vertical_slash, 4096, 28, 4, 128, bf, band=1000, block_n=64, tma=True)
     for T, Hq, Hkv, D, L in [(4096, 28, 4, 128, 256), (3001, 7, 1, 64, 100)]:
         run(check_scores, T, Hq, Hkv, D, L, bf)
     for lens, Hq, Hkv, D, budget, page, cpage, share in [

@@ -2,23 +2,25 @@
 
 Exact semantics: query i attends key j <= i when j is a vertical column or i - j a slash offset.
 
-Work lists are built on the GPU with a handful of torch ops and no host round trip. The key idea:
-with query and key tiles of the same size B, the slash offsets that can touch tile (query block qb,
-key block kb) lie in ((m-1)B, (m+1)B) for m = qb - kb, a window that depends on m alone. So
-sorted lists of "covered" distances m per head replace MInference's per-block offset lists (and its
-compiled CUDA index builder). Per query block the kernel then
-  1. walks the "whole" key tiles qb - m (m ascending, m <= qb) whose entire offset window is set (typical
-     of a dense local band): no mask, the block-sparse kernel's inner loop, software-pipelined;
-  2. walks the other covered tiles (and the diagonal one) with an exact element mask (slash bitmap
-     looked up at i - j, OR the vertical bitmap at j); the two kinds are separate loops so that the first
-     has no branch in its body (a branch there stops Triton from pipelining the loads);
-  3. attends to the vertical columns that lie outside covered tiles, BLOCK_N at a time, with a causal
-     mask, from per-head copies of their K/V rows made once per call (no dependent gather in the loop).
-Loops 2 and 3 are not software-pipelined: pipelined, their masked tiles made ptxas serialise every
-wgmma of the kernel, loop 1's included (each waited for the one before, "non wgmma instructions
-defining accumulator registers"); unpipelined, the whole pattern at 128k took 40.1 ms, not 42.1
-(bench/RESULTS.md). A compile test holds this.
-The grid runs one KV head's programs together, as the block-sparse kernel does.
+Slash offsets are grouped into spans [d0, d1]: runs of consecutive offsets, with narrow runs at most
+BLOCK // 2 apart merged into one span (which then has holes). For the query block of rows [r0, r0 + BLOCK),
+a span's pairs lie among keys [r0 - d1, r0 + BLOCK - 1 - d0], which the kernel walks in BLOCK_N-key tiles
+anchored at the range's start: tile t holds keys r0 - d1 + t * BLOCK_N + [0, BLOCK_N). A span of w offsets
+takes ceil((BLOCK - 1 + w) / BLOCK_N) tiles, so a cluster of 64 diagonals costs three 128 x 64 tiles, where
+tiles on a fixed key grid cost 4-6 (bench/RESULTS.md). The tiles are placed relative to r0, so the work
+list is each head's span table, the same for every query block: one Triton program a head builds it
+(`_work_lists`; torch ops for rows too long for registers), with no host round trip. Per query block:
+  1. the tiles of a wide run (a local band) whose every pair lies on the run need no mask: the
+     block-sparse kernel's loop, software-pipelined, K/V read through TMA on an H100;
+  2. every other tile of each span, masked to d0 <= i - j <= d1 (and the slash bitmap at i - j in a
+     span with holes), so a pair is counted by the one span holding its offset;
+  3. the vertical columns, BLOCK_N at a time from per-head copies of their K/V rows, masked to j <= i and
+     i - j not a slash offset (those pairs are the spans').
+Loops 2 and 3 are software-pipelined only under the H100 tile's 128-register cap, where ptxas serialises
+the kernel's wgmma for want of registers anyway (as in the block-sparse kernel; two programs an SM hide
+it). Uncapped, pipelined masked loops made ptxas serialise every wgmma of the kernel, loop 1's included
+("non wgmma instructions defining accumulator registers"; 42.1 vs 40.1 ms at 128k, bench/RESULTS.md); a
+compile test holds this. The grid runs one KV head's programs together, as the block-sparse kernel does.
 """
 
 from __future__ import annotations
@@ -29,98 +31,196 @@ import triton.language as tl
 
 from sftasks.errors import InputError
 
-from ._checks import check_qkv
+from ._checks import check_qkv, tma_rows
 from ._tile import LOG2E, attend_tile, finish, kv_major_program
 
 
 @triton.jit
-def _slash_tiles(acc, m_i, l_i, q, ms, count, qb, rows, row_ok, k_base, v_base, slash, vert, offs_n, T, qk_scale,
-                 stride_kt, stride_vt, BLOCK: tl.constexpr, BLOCK_N: tl.constexpr, MODE: tl.constexpr):
-    """The key tiles qb - ms[j], j < count, BLOCK_N keys a step (a tile of BLOCK keys is several steps of
-    the loop itself, as in the block-sparse kernel, so the loop body holds one K/V load and the pipeline
-    one set of stage buffers). MODE 0: whole tiles before the query block (no mask at all); 1: causal
-    and bounds mask only (whole tiles of the ragged last block); 2: exact element mask (slash bitmap
-    looked up at i - j, OR the vertical bitmap at j). One mode per loop, so no branch in the loop body
-    stops the compiler from pipelining the loads. Only the MODE 0 loop is pipelined: MODE 1 sits in the
-    other branch of an `if` from it, and Triton gives the two branches' stage buffers separate shared
-    memory (288 KB at head_dim 128 on sm_90, over the 227 KB there); MODE 2 pipelined makes ptxas
-    serialise the kernel's wgmma (module docstring)."""
-    STEPS: tl.constexpr = BLOCK // BLOCK_N
-    for t in tl.range(0, count * STEPS, num_stages=None if MODE == 0 else 1):
-        m = tl.load(ms + t // STEPS)
-        keys = (qb - m).to(tl.int64) * BLOCK + (t % STEPS) * BLOCK_N + offs_n
-        if MODE == 0:
-            k = tl.load(k_base + keys[None, :] * stride_kt)
-            v = tl.load(v_base + keys[:, None] * stride_vt)
-            acc, m_i, l_i = attend_tile(acc, m_i, l_i, q, k, v, qk_scale, 0, False)
-        else:
-            key_ok = keys < T
-            k = tl.load(k_base + keys[None, :] * stride_kt, mask=key_ok[None, :], other=0.0)
-            v = tl.load(v_base + keys[:, None] * stride_vt, mask=key_ok[:, None], other=0.0)
-            mask = (keys[None, :] <= rows[:, None]) & row_ok[:, None]
-            if MODE == 2:
-                on_slash = tl.load(slash + rows[:, None] - keys[None, :], mask=mask, other=0) != 0
-                on_vert = tl.load(vert + keys, mask=key_ok, other=0) != 0
-                mask = mask & (on_slash | on_vert[None, :])
-            acc, m_i, l_i = attend_tile(acc, m_i, l_i, q, k, v, qk_scale, mask, True)
-    return acc, m_i, l_i
+def _span_tiles(d0, d1, holes, r0, BLOCK: tl.constexpr, BLOCK_N: tl.constexpr):
+    """For span [d0, d1] and the query block at r0: (first tile with a key >= 0, first unmasked tile,
+    end of the unmasked tiles, tile count). Tile t is unmasked when all its keys are >= 0 and every
+    (row, key) offset lies in [d0, d1]: t >= ceil((BLOCK - 1) / BLOCK_N) and t < w // BLOCK_N for a
+    span of w offsets with no holes; otherwise the unmasked range is empty (end = start)."""
+    w = d1 - d0 + 1
+    count = (BLOCK - 1 + w + BLOCK_N - 1) // BLOCK_N
+    first = (tl.maximum(d1 - r0 - BLOCK_N + 1, 0) + BLOCK_N - 1) // BLOCK_N
+    whole_lo = tl.maximum((BLOCK - 1 + BLOCK_N - 1) // BLOCK_N, (tl.maximum(d1 - r0, 0) + BLOCK_N - 1) // BLOCK_N)
+    whole_hi = tl.where(holes != 0, 0, w // BLOCK_N)
+    return first, whole_lo, tl.maximum(whole_hi, whole_lo), count
+
+
+@triton.jit
+def _masked_span_tile(acc, m_i, l_i, q, k_base, v_base, slash, rows, row_ok, key0, d0, d1, holes, offs_n, T, qk_scale,
+                      stride_kt, stride_vt):
+    """Keys key0 + [0, BLOCK_N) against the block's rows, only pairs whose offset i - j is in span [d0, d1]
+    (and set in the slash bitmap when the span has holes)."""
+    keys = key0 + offs_n
+    key_ok = (keys >= 0) & (keys < T)
+    k = tl.load(k_base + keys.to(tl.int64)[None, :] * stride_kt, mask=key_ok[None, :], other=0.0)
+    v = tl.load(v_base + keys.to(tl.int64)[:, None] * stride_vt, mask=key_ok[:, None], other=0.0)
+    delta = rows[:, None] - keys[None, :]
+    mask = (delta >= d0) & (delta <= d1) & key_ok[None, :] & row_ok[:, None]
+    if holes != 0:
+        mask = mask & (tl.load(slash + delta, mask=mask, other=0) != 0)
+    return attend_tile(acc, m_i, l_i, q, k, v, qk_scale, mask, True)
 
 
 @triton.jit
 def _vertical_slash_fwd(
-    Q, K, V, Out, SlashBits, VertBits, Cover, FullList, FullCount, PartList, PartCount, Cols, ColCount, VertK, VertV,
-    T, qk_scale, num_blocks, num_cols,
+    Q, K, V, KDesc, VDesc, Out, SlashBits, SpanLo, SpanHi, SpanHoles, LiveSpans, WideLo, WideHi, WideCount,
+    Cols, ColCount, VertK, VertV,
+    T, qk_scale, num_blocks, max_spans, num_cols,
     stride_qt, stride_qh, stride_kt, stride_kh, stride_vt, stride_vh, stride_ot, stride_oh,
-    GROUP: tl.constexpr, HEAD_DIM: tl.constexpr, BLOCK: tl.constexpr, BLOCK_N: tl.constexpr,
+    GROUP: tl.constexpr, HEAD_DIM: tl.constexpr, BLOCK: tl.constexpr, BLOCK_N: tl.constexpr, USE_TMA: tl.constexpr,
+    MASKED_STAGES: tl.constexpr,
 ):
     head, qb = kv_major_program(tl.program_id(0), num_blocks, GROUP)
     kvh = head // GROUP
     offs_m = tl.arange(0, BLOCK)
     offs_n = tl.arange(0, BLOCK_N)
     offs_d = tl.arange(0, HEAD_DIM)
-    rows = qb.to(tl.int64) * BLOCK + offs_m
+    r0 = qb * BLOCK
+    rows = r0 + offs_m
     row_ok = rows < T
-    q = tl.load(Q + rows[:, None] * stride_qt + head * stride_qh + offs_d[None, :], mask=row_ok[:, None], other=0.0)
+    q = tl.load(Q + rows.to(tl.int64)[:, None] * stride_qt + head * stride_qh + offs_d[None, :], mask=row_ok[:, None],
+                other=0.0)
     k_base = K + kvh * stride_kh + offs_d[:, None]
     v_base = V + kvh * stride_vh + offs_d[None, :]
     slash = SlashBits + head.to(tl.int64) * T
-    vert = VertBits + head.to(tl.int64) * T
-    lists = head * num_blocks
+    spans = head * max_spans
 
     acc = tl.zeros([BLOCK, HEAD_DIM], dtype=tl.float32)
     m_i = tl.full([BLOCK], float("-inf"), dtype=tl.float32)
     l_i = tl.zeros([BLOCK], dtype=tl.float32)
 
-    # 1. key tiles wholly inside the slashes (a dense local band): no mask, unless the block is the ragged last one
-    n_full = tl.load(FullCount + lists + qb)
-    if (qb + 1) * BLOCK <= T:
-        acc, m_i, l_i = _slash_tiles(acc, m_i, l_i, q, FullList + lists, n_full, qb, rows, row_ok, k_base, v_base, slash,
-                                     vert, offs_n, T, qk_scale, stride_kt, stride_vt, BLOCK, BLOCK_N, 0)
-    else:
-        acc, m_i, l_i = _slash_tiles(acc, m_i, l_i, q, FullList + lists, n_full, qb, rows, row_ok, k_base, v_base, slash,
-                                     vert, offs_n, T, qk_scale, stride_kt, stride_vt, BLOCK, BLOCK_N, 1)
-    # 2. key tiles partly on slashes (and the diagonal tile): exact element mask
-    n_part = tl.load(PartCount + lists + qb)
-    acc, m_i, l_i = _slash_tiles(acc, m_i, l_i, q, PartList + lists, n_part, qb, rows, row_ok, k_base, v_base, slash,
-                                 vert, offs_n, T, qk_scale, stride_kt, stride_vt, BLOCK, BLOCK_N, 2)
+    # 1. the unmasked tiles of the wide runs (few: usually one local band), pipelined
+    for s in range(0, tl.load(WideCount + head)):
+        d0 = tl.load(WideLo + spans + s)
+        d1 = tl.load(WideHi + spans + s)
+        _, whole_lo, whole_hi, _ = _span_tiles(d0, d1, 0, r0, BLOCK, BLOCK_N)
+        for t in range(whole_lo, whole_hi):
+            key0 = r0 - d1 + t * BLOCK_N
+            if USE_TMA:
+                k = tl.trans(KDesc.load([key0, kvh * HEAD_DIM]))
+                v = VDesc.load([key0, kvh * HEAD_DIM])
+            else:
+                keys = (key0 + offs_n).to(tl.int64)
+                k = tl.load(k_base + keys[None, :] * stride_kt)
+                v = tl.load(v_base + keys[:, None] * stride_vt)
+            acc, m_i, l_i = attend_tile(acc, m_i, l_i, q, k, v, qk_scale, 0, False)
 
-    # 3. vertical columns outside the covered tiles (sorted, so the first n_cols are <= the block's end),
-    #    read from the per-head copies of their K/V rows: contiguous tiles, no dependent gathers
-    n_cols = tl.load(ColCount + lists + qb)
+    # 2. every other tile of the spans that reach this block (spans sorted by d0)
+    for s in range(0, tl.load(LiveSpans + head * num_blocks + qb)):
+        d0 = tl.load(SpanLo + spans + s)
+        d1 = tl.load(SpanHi + spans + s)
+        holes = tl.load(SpanHoles + spans + s)
+        first, whole_lo, whole_hi, count = _span_tiles(d0, d1, holes, r0, BLOCK, BLOCK_N)
+        has_whole = whole_hi > whole_lo
+        before = tl.where(has_whole, whole_lo, count) - first  # masked tiles before the unmasked ones
+        after = tl.where(has_whole, whole_hi, count)  # ... and the first one after them
+        for j in tl.range(0, before + count - after, num_stages=MASKED_STAGES):  # module docstring
+            t = tl.where(j < before, first + j, after + j - before)
+            acc, m_i, l_i = _masked_span_tile(acc, m_i, l_i, q, k_base, v_base, slash, rows, row_ok,
+                                              r0 - d1 + t * BLOCK_N, d0, d1, holes, offs_n, T, qk_scale,
+                                              stride_kt, stride_vt)
+
+    # 3. vertical columns (sorted, so the first n_cols are <= the block's end), from per-head copies of
+    #    their K/V rows: contiguous tiles, no dependent gathers
+    n_cols = tl.load(ColCount + head * num_blocks + qb)
     cols_ptr = Cols + head * num_cols
-    for c0 in tl.range(0, n_cols, BLOCK_N, num_stages=1):  # not pipelined: see the module docstring
+    for c0 in tl.range(0, n_cols, BLOCK_N, num_stages=MASKED_STAGES):  # module docstring
         slot = c0 + offs_n
-        cols = tl.load(cols_ptr + slot).to(tl.int64)
-        covered = tl.load(Cover + lists + qb - tl.minimum(cols, T - 1) // BLOCK) != 0
-        col_ok = (slot < n_cols) & ~covered
+        cols = tl.load(cols_ptr + slot)  # padding is T: above every row
         rows_kv = (head * num_cols + slot).to(tl.int64)
         k = tl.load(VertK + rows_kv[None, :] * HEAD_DIM + offs_d[:, None])
         v = tl.load(VertV + rows_kv[:, None] * HEAD_DIM + offs_d[None, :])
-        mask = col_ok[None, :] & (cols[None, :] <= rows[:, None])
+        delta = rows[:, None] - cols[None, :]
+        mask = (delta >= 0) & row_ok[:, None]
+        mask = mask & (tl.load(slash + delta, mask=mask, other=1) == 0)  # pairs on a slash are a span's
         acc, m_i, l_i = attend_tile(acc, m_i, l_i, q, k, v, qk_scale, mask, True)
 
     out = finish(acc, l_i)
-    tl.store(Out + rows[:, None] * stride_ot + head * stride_oh + offs_d[None, :], out.to(Out.dtype.element_ty), mask=row_ok[:, None])
+    tl.store(Out + rows.to(tl.int64)[:, None] * stride_ot + head * stride_oh + offs_d[None, :],
+             out.to(Out.dtype.element_ty), mask=row_ok[:, None])
+
+
+@triton.jit
+def _max(a, b):
+    return tl.maximum(a, b)
+
+
+@triton.jit
+def _min(a, b):
+    return tl.minimum(a, b)
+
+
+@triton.jit
+def _gather(scratch, x, offs, idx, ok, other):
+    """x[idx] where ok, else other, through memory: Triton has no shuffle across a whole block."""
+    tl.debug_barrier()  # every thread is done reading scratch
+    tl.store(scratch + offs, x)
+    tl.debug_barrier()
+    return tl.load(scratch + idx, mask=ok, other=other)
+
+
+@triton.jit
+def _sorted_unique(scratch, x, offs, big, N: tl.constexpr):
+    """x sorted, duplicates replaced by big (sorted to the end)."""
+    x = tl.sort(x)
+    return tl.sort(tl.where(x == _gather(scratch, x, offs, offs - 1, offs > 0, -1), big, x))
+
+
+@triton.jit
+def _work_lists(Slash, Vert, SlashBits, SpanLo, SpanHi, SpanHoles, WideLo, WideHi, WideCount, Cols, Scratch,
+                T, n_slash, n_vert, NS: tl.constexpr, NV: tl.constexpr, BLOCK: tl.constexpr, BLOCK_N: tl.constexpr):
+    """One head's work lists in one program (`slash_spans` and the column list, for rows that fit registers):
+    the bitmaps, the spans (sorted offsets cut into runs by scans, runs into spans), sorted unique columns."""
+    h = tl.program_id(0)
+    big = 2 * T
+    offs = tl.arange(0, NS)
+    scratch = Scratch + h * NS
+    o = tl.load(Slash + h * n_slash + offs, mask=offs < n_slash, other=-1)
+    valid = (o >= 0) & (o < T)
+    tl.store(SlashBits + h * T + o, tl.full([NS], 1, tl.int8), mask=valid)
+    x = _sorted_unique(scratch, tl.where(valid, o, big).to(tl.int32), offs, big, NS)
+    real = x < big
+    n = tl.sum(real.to(tl.int32), 0)
+    prev = _gather(scratch, x, offs, offs - 1, offs > 0, -2)
+    new_run = x - prev > 1
+    run_end = _gather(scratch, x, offs, offs + 1, offs < NS - 1, big) - x > 1
+    start = tl.associative_scan(tl.where(new_run, offs, 0), 0, _max)
+    end = tl.associative_scan(tl.where(run_end, offs, NS - 1), 0, _min, reverse=True)
+    width = tl.load(scratch + end) - tl.load(scratch + start) + 1  # scratch still holds x
+    wide = real & (width // BLOCK_N > (BLOCK - 1 + BLOCK_N - 1) // BLOCK_N)
+    prev_wide = _gather(scratch, wide.to(tl.int32), offs, offs - 1, offs > 0, 0) != 0
+    # a new span at a wide run, after one, or after a gap of more than BLOCK // 2 offsets
+    new_span = real & new_run & ((offs == 0) | wide | prev_wide | (x - prev - 1 > BLOCK // 2))
+    next_new = _gather(scratch, new_span.to(tl.int32), offs, offs + 1, offs < NS - 1, 1) != 0
+    span_end = real & (next_new | (offs == n - 1))
+    span = tl.cumsum(new_span.to(tl.int32), 0) - 1
+    span_start = tl.associative_scan(tl.where(new_span, offs, 0), 0, _max)
+    lo = _gather(scratch, x, offs, span_start, True, 0)
+    holes = x - lo != offs - span_start  # more offsets spanned than held
+    row = h * NS
+    tl.store(SpanLo + row + span, lo, mask=span_end)
+    tl.store(SpanHi + row + span, x, mask=span_end)
+    tl.store(SpanHoles + row + span, holes.to(tl.int8), mask=span_end)
+    unused = offs >= tl.sum(new_span.to(tl.int32), 0)
+    tl.store(SpanLo + row + offs, tl.full([NS], 0, tl.int32) + big, mask=unused)
+    tl.store(SpanHi + row + offs, tl.full([NS], 0, tl.int32) + big, mask=unused)
+    tl.store(SpanHoles + row + offs, tl.zeros([NS], tl.int8), mask=unused)
+    wide_end = span_end & wide  # a wide run is a span of its own
+    slot = tl.cumsum(wide_end.to(tl.int32), 0) - 1
+    tl.store(WideLo + row + slot, lo, mask=wide_end)
+    tl.store(WideHi + row + slot, x, mask=wide_end)
+    tl.store(WideCount + h, tl.sum(wide_end.to(tl.int32), 0))
+    # columns: sorted, unique, the rest T (above every row)
+    offs_v = tl.arange(0, NV)
+    c = tl.load(Vert + h * n_vert + offs_v, mask=offs_v < n_vert, other=-1)
+    ok = (c >= 0) & (c < T)
+    c = _sorted_unique(Cols + h * NV, tl.where(ok, c, T).to(tl.int32), offs_v, T, NV)
+    tl.debug_barrier()
+    tl.store(Cols + h * NV + offs_v, c)
 
 
 def _bitmap(idx: torch.Tensor, T: int) -> torch.Tensor:
@@ -132,83 +232,145 @@ def _bitmap(idx: torch.Tensor, T: int) -> torch.Tensor:
     return bits[:, :T].contiguous()
 
 
-def build_work_lists(vertical_idx: torch.Tensor, slash_offsets: torch.Tensor, T: int, block: int, pad_to: int = 128) -> dict:
-    """Everything the kernel reads, built with torch ops on the inputs' device (no host sync)."""
-    H = vertical_idx.shape[0]
-    nb = -(-T // block)
-    dev = vertical_idx.device
-    slash = _bitmap(slash_offsets, T)
-    vert = _bitmap(vertical_idx, T)
-    # Per offset block b: any / all offsets set, over [bB, (b+1)B) and over its tail [bB+1, (b+1)B).
-    padded = torch.zeros(H, (nb + 1) * block, dtype=torch.int8, device=dev)
-    padded[:, :T] = slash
-    blocks = padded.view(H, nb + 1, block)
-    any_all, any_tail = blocks.amax(-1), blocks[..., 1:].amax(-1)
-    all_all, all_tail = blocks.amin(-1), blocks[..., 1:].amin(-1)
-    # Distance m needs offsets in ((m-1)B, (m+1)B): block m, plus the tail of block m-1 (m >= 1).
-    cover = any_all[:, :nb].clone()
-    cover[:, 1:] |= any_tail[:, : nb - 1]
-    full = all_all[:, :nb].clone()
-    full[:, 1:] &= all_tail[:, : nb - 1]
-    m = torch.arange(nb, device=dev, dtype=torch.int32).expand(H, nb)
-    qb = torch.arange(nb, device=dev, dtype=torch.int32).expand(H, nb).contiguous()
-    whole = full.bool() & (m > 0)  # off-diagonal and every offset of its window set: no mask needed
+def _segments(starts_new: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, size: torch.Tensor, big: int):
+    """Group ordered items per row into segments (starts_new marks each segment's first item): per
+    segment slot, (min lo, max hi, sum of size); unused slots get lo = hi = big and size 0."""
+    seg = starts_new.long().cumsum(-1) - 1
+    H, N = lo.shape
+    seg_lo = torch.full((H, N), big, dtype=lo.dtype, device=lo.device).scatter_reduce(1, seg, lo, "amin")
+    seg_hi = torch.full((H, N), -1, dtype=hi.dtype, device=lo.device).scatter_reduce(1, seg, hi, "amax")
+    seg_size = torch.zeros((H, N), dtype=size.dtype, device=lo.device).scatter_add(1, seg, size)
+    return seg_lo, torch.where(seg_lo == big, big, seg_hi), seg_size
 
-    def ascending(keep):  # sorted distances m of a kind, and how many of them each query block reaches (m <= qb)
-        ms = torch.where(keep, m, nb).sort(dim=-1).values.to(torch.int32).contiguous()
-        return ms, torch.searchsorted(ms, qb, right=True).to(torch.int32).contiguous()
 
-    full_list, full_count = ascending(whole)
-    part_list, part_count = ascending(cover.bool() & ~whole)
-    # Vertical columns: sorted, de-duplicated, out-of-range ones pushed past T.
+def slash_spans(slash_offsets: torch.Tensor, T: int, block: int, block_n: int) -> dict:
+    """Per head, the spans [lo, hi] of the slash offsets in [0, T) (sorted, unused slots lo = hi = 2T) and
+    whether each has holes; the wide runs (hole-free, with an unmasked tile) listed apart."""
+    H, N = slash_offsets.shape
+    big = 2 * T
+    o = slash_offsets.long()
+    o = torch.where((o >= 0) & (o < T), o, big).sort(-1).values
+    first = torch.ones(H, 1, dtype=torch.bool, device=o.device)
+    run_lo, run_hi, _ = _segments(torch.cat([first, o[:, 1:] - o[:, :-1] > 1], 1), o, o, torch.ones_like(o), big)
+    run_size = torch.where(run_lo < big, run_hi - run_lo + 1, 0)
+    wide = run_size // block_n > -(-(block - 1) // block_n)  # has an unmasked tile in a late enough block
+    # a new span at a wide run, after one, or after a gap of more than block // 2 offsets
+    gap = run_lo[:, 1:] - run_hi[:, :-1] - 1
+    new = torch.cat([first, wide[:, 1:] | wide[:, :-1] | (gap > block // 2)], 1)
+    lo, hi, size = _segments(new, run_lo, run_hi, run_size, big)
+    holes = (lo < big) & (hi - lo + 1 != size)
+    wide_first = torch.where(wide, run_lo, big).sort(-1)
+    wide_hi = run_hi.gather(1, wide_first.indices)
+    return dict(lo=lo.int().contiguous(), hi=hi.int().contiguous(), holes=holes.to(torch.int8).contiguous(),
+                wide_lo=wide_first.values.int().contiguous(), wide_hi=wide_hi.int().contiguous(),
+                wide_count=wide.sum(-1).int().contiguous())
+
+
+MAX_ROW = 16384  # offsets or columns a head for the one-program list build (a row is held in registers)
+
+
+def _lists_by_kernel(vertical_idx: torch.Tensor, slash_offsets: torch.Tensor, T: int, block: int, block_n: int) -> dict:
+    """`_work_lists`: one launch (plus zeroed bitmaps) instead of ~50 small torch ops, whose launches cost
+    ~1.6 ms of host time at 128k (bench/RESULTS.md)."""
+    H, n_slash = slash_offsets.shape
+    n_vert = vertical_idx.shape[1]
+    NS = triton.next_power_of_2(max(n_slash, 2))
+    NV = max(triton.next_power_of_2(max(n_vert, 2)), block_n)
+    dev = slash_offsets.device
+    i32 = dict(dtype=torch.int32, device=dev)
+    lists = dict(slash=torch.zeros(H, T, dtype=torch.int8, device=dev),
+                 lo=torch.empty(H, NS, **i32), hi=torch.empty(H, NS, **i32), holes=torch.empty(H, NS, dtype=torch.int8, device=dev),
+                 wide_lo=torch.empty(H, NS, **i32), wide_hi=torch.empty(H, NS, **i32), wide_count=torch.empty(H, **i32),
+                 cols=torch.empty(H, NV, **i32))
+    scratch = torch.empty(H, NS, **i32)
+    _work_lists[(H,)](slash_offsets.contiguous(), vertical_idx.contiguous(), lists["slash"], lists["lo"],
+                      lists["hi"], lists["holes"], lists["wide_lo"], lists["wide_hi"], lists["wide_count"], lists["cols"],
+                      scratch, T, n_slash, n_vert, NS=NS, NV=NV, BLOCK=block, BLOCK_N=block_n,
+                      num_warps=8 if NS >= 4096 else 4)
+    return lists
+
+
+def _lists_by_torch(vertical_idx: torch.Tensor, slash_offsets: torch.Tensor, T: int, block: int, block_n: int) -> dict:
+    """The same lists from torch ops, for any number of offsets and columns."""
+    lists = slash_spans(slash_offsets, T, block, block_n)
+    lists["slash"] = _bitmap(slash_offsets, T)
+    # Vertical columns: sorted, de-duplicated, out-of-range ones pushed to T (above every row).
     cols = vertical_idx.to(torch.int32)
     cols = torch.where((cols >= 0) & (cols < T), cols, T).sort(dim=-1).values
     dup = torch.zeros_like(cols, dtype=torch.bool)
     dup[:, 1:] = cols[:, 1:] == cols[:, :-1]
     cols = torch.where(dup, T, cols).sort(dim=-1).values
-    cols = torch.nn.functional.pad(cols, (0, -cols.shape[1] % pad_to), value=T).contiguous()  # whole tiles
-    block_end = (qb + 1) * block - 1
-    col_count = torch.searchsorted(cols, block_end, right=True).to(torch.int32)
-    return dict(slash=slash, vert=vert, cover=cover.contiguous(), full_list=full_list, full_count=full_count,
-                part_list=part_list, part_count=part_count, cols=cols, col_count=col_count.contiguous())
+    lists["cols"] = torch.nn.functional.pad(cols, (0, -cols.shape[1] % block_n), value=T).contiguous()  # whole tiles
+    return lists
+
+
+def build_work_lists(vertical_idx: torch.Tensor, slash_offsets: torch.Tensor, T: int, block: int, block_n: int,
+                     by_kernel: bool | None = None) -> dict:
+    """Everything the kernel reads, built on the inputs' device (no host sync)."""
+    if by_kernel is None:
+        by_kernel = max(slash_offsets.shape[1], vertical_idx.shape[1]) <= MAX_ROW
+    lists = (_lists_by_kernel if by_kernel else _lists_by_torch)(vertical_idx, slash_offsets, T, block, block_n)
+    H = vertical_idx.shape[0]
+    nb = -(-T // block)
+    block_end = (torch.arange(nb, device=vertical_idx.device, dtype=torch.int32) * block + block - 1).expand(H, nb).contiguous()
+    lists["live"] = torch.searchsorted(lists["lo"], block_end, right=True).int()  # spans with d0 <= block end
+    lists["col_count"] = torch.searchsorted(lists["cols"], block_end, right=True).int()
+    return lists
 
 
 def max_block(head_dim: int) -> int:
-    """The largest tile (and the default): 128, or 64 at head_dim 256; larger tiles need more shared memory
-    than an H100 has (227 KB; a 128 tile at head_dim 256 asks 324 KB)."""
+    """The largest query tile (and the default): 128, or 64 at head_dim 256; larger tiles need more shared
+    memory than an H100 has (227 KB; a 128 tile at head_dim 256 asks 324 KB)."""
     return 128 if head_dim <= 128 else 64
 
 
 def vertical_slash_attention(q, k, v, vertical_idx: torch.Tensor, slash_offsets: torch.Tensor, *,
                              block: int | None = None, block_n: int | None = None, num_warps: int | None = None,
-                             num_stages: int | None = None, maxnreg: int | None = None,
+                             num_stages: int | None = None, maxnreg: int | None = None, tma: bool | None = None,
+                             masked_stages: int | None = None,
                              out: torch.Tensor | None = None) -> torch.Tensor:
     """Causal GQA attention of q [T, Hq, D] where query i sees key j <= i iff j is in vertical_idx[h]
     or i - j is in slash_offsets[h] (vertical_idx [Hq, NV], slash_offsets [Hq, NS]; out-of-range
-    entries are ignored, duplicates count once). Rows with no key give 0."""
+    entries are ignored, duplicates count once). Rows with no key give 0. The keyword options are
+    tuning knobs (bench/RESULTS.md says which paid)."""
     T, Hq, Hkv, D = check_qkv(q, k, v)
     for name, x in (("vertical_idx", vertical_idx), ("slash_offsets", slash_offsets)):
         if x.dim() != 2 or x.shape[0] != Hq:
             raise InputError(f"{name} must be [Hq={Hq}, N]; got {tuple(x.shape)}")
     largest = max_block(D)
     block = block or largest
-    block_n = block_n or block
-    if not 16 <= block <= largest or block & (block - 1) or block_n > block or block % block_n:
+    hopper_tile = q.is_cuda and torch.cuda.get_device_capability(q.device)[0] == 9 and block == 128 and D == 128
+    default_tile = block_n is None and maxnreg is None
+    block_n = block_n or (64 if hopper_tile else block)
+    if not 16 <= block <= largest or block & (block - 1) or not 16 <= block_n <= block or block % block_n:
         raise InputError(f"block ({block}) must be a power of two from 16 to {largest} at head_dim {D}, "
-                         f"and a multiple of block_n ({block_n})")
-    lists = build_work_lists(vertical_idx.to(q.device), slash_offsets.to(q.device), T, block, pad_to=block_n)
+                         f"and a multiple of block_n ({block_n}, at least 16)")
+    h100_default = default_tile and hopper_tile
+    if h100_default:  # as the block-sparse kernel's H100 tile: 128 x 64 under a 128-register cap (two programs an SM)
+        maxnreg = 128
+    if tma is None:
+        tma = h100_default
+    if masked_stages is None:  # module docstring: masked loops pipelined only where wgmma is serialised anyway
+        masked_stages = 2 if maxnreg is not None and maxnreg <= 128 else 1
+    tma = tma and tma_rows(k) and tma_rows(v)
+    lists = build_work_lists(vertical_idx.to(q.device), slash_offsets.to(q.device), T, block, block_n)
     nb = -(-T // block)
     rows = lists["cols"].clamp(max=T - 1).long()
     kv_head = (torch.arange(Hq, device=q.device) // (Hq // Hkv)).unsqueeze(1)
     vert_k, vert_v = k[rows, kv_head].contiguous(), v[rows, kv_head].contiguous()  # [Hq, NV, D]
+    kdesc = vdesc = None
+    if tma:
+        from triton.tools.tensor_descriptor import TensorDescriptor
+
+        kdesc, vdesc = (TensorDescriptor(x, [T, Hkv * D], [x.stride(0), 1], [block_n, D]) for x in (k, v))
     out = torch.empty_like(q) if out is None else out
     launch = {} if maxnreg is None else {"maxnreg": maxnreg}
     _vertical_slash_fwd[(Hq * nb,)](
-        q, k, v, out, lists["slash"], lists["vert"], lists["cover"], lists["full_list"], lists["full_count"],
-        lists["part_list"], lists["part_count"], lists["cols"], lists["col_count"], vert_k, vert_v,
-        T, D ** -0.5 * LOG2E, nb, lists["cols"].shape[1],
+        q, k, v, kdesc, vdesc, out, lists["slash"], lists["lo"], lists["hi"], lists["holes"], lists["live"],
+        lists["wide_lo"], lists["wide_hi"], lists["wide_count"], lists["cols"], lists["col_count"], vert_k, vert_v,
+        T, D ** -0.5 * LOG2E, nb, lists["lo"].shape[1], lists["cols"].shape[1],
         q.stride(0), q.stride(1), k.stride(0), k.stride(1), v.stride(0), v.stride(1), out.stride(0), out.stride(1),
-        GROUP=Hq // Hkv, HEAD_DIM=D, BLOCK=block, BLOCK_N=block_n,
+        GROUP=Hq // Hkv, HEAD_DIM=D, BLOCK=block, BLOCK_N=block_n, USE_TMA=tma, MASKED_STAGES=masked_stages,
         num_warps=num_warps or (8 if block >= 128 else 4), num_stages=num_stages or 2, **launch,
     )
     return out

@@ -39,9 +39,10 @@ BLOCK_SPARSE_ARGS = dict(TILE, KDesc="i32", VDesc="i32", Idx=I32, Count=I32)
 BLOCK_SPARSE_HOPPER = dict(BLOCK_SIZE=128, GROUP=7, HEAD_DIM=128, BLOCK_M=128, BLOCK_N=128, USE_TMA=False,
                            WARP_SPEC=False, KV_MAJOR=True)
 BLOCK_SPARSE_TILES = block_sparse._tiles(128, 128, hopper=True)  # the default launch on an H100
-VERTICAL_SLASH_ARGS = dict(TILE, SlashBits="*i8", VertBits="*i8", Cover="*i8", FullList=I32, FullCount=I32,
-                           PartList=I32, PartCount=I32, Cols=I32, ColCount=I32, VertK=BF16, VertV=BF16)
-VERTICAL_SLASH_HOPPER = dict(GROUP=7, HEAD_DIM=128, BLOCK=128, BLOCK_N=128)
+VERTICAL_SLASH_ARGS = dict(TILE, KDesc="i32", VDesc="i32", SlashBits="*i8", SpanLo=I32, SpanHi=I32, SpanHoles="*i8",
+                           LiveSpans=I32, WideLo=I32, WideHi=I32, WideCount=I32, Cols=I32, ColCount=I32, VertK=BF16,
+                           VertV=BF16)
+VERTICAL_SLASH_HOPPER = dict(GROUP=7, HEAD_DIM=128, BLOCK=128, BLOCK_N=128, USE_TMA=False, MASKED_STAGES=1)
 
 TMA_KV = {name: f"tensordesc<bf16[{BLOCK_SPARSE_TILES[1]},{BLOCK_SPARSE_HOPPER['HEAD_DIM']}]>"  # [BLOCK_N, D] boxes
           for name in ("KDesc", "VDesc")}
@@ -60,10 +61,12 @@ CASES = [  # launch options as the wrappers' defaults set them (the prefill kern
     case("block_sparse sm80", block_sparse._block_sparse_fwd, BLOCK_SPARSE_ARGS,
          dict(BLOCK_SPARSE_HOPPER, BLOCK_SIZE=64, GROUP=4, HEAD_DIM=64, BLOCK_M=64, BLOCK_N=64), arch=80,
          num_stages=2),
-    case("vertical_slash", vertical_slash._vertical_slash_fwd, VERTICAL_SLASH_ARGS, VERTICAL_SLASH_HOPPER,
+    case("vertical_slash", vertical_slash._vertical_slash_fwd, dict(VERTICAL_SLASH_ARGS, **TMA_KV),  # the H100 default
+         dict(VERTICAL_SLASH_HOPPER, BLOCK_N=64, USE_TMA=True, MASKED_STAGES=2), num_warps=8, num_stages=2, maxnreg=128),
+    case("vertical_slash pointers", vertical_slash._vertical_slash_fwd, VERTICAL_SLASH_ARGS,
+         dict(VERTICAL_SLASH_HOPPER, BLOCK_N=64, MASKED_STAGES=2), num_warps=8, num_stages=2, maxnreg=128),
+    case("vertical_slash block_n=128", vertical_slash._vertical_slash_fwd, VERTICAL_SLASH_ARGS, VERTICAL_SLASH_HOPPER,
          num_warps=8, num_stages=2),
-    case("vertical_slash block_n=64", vertical_slash._vertical_slash_fwd, VERTICAL_SLASH_ARGS,
-         dict(VERTICAL_SLASH_HOPPER, BLOCK_N=64), num_warps=8, num_stages=2),
     case("vertical_slash sm80", vertical_slash._vertical_slash_fwd, VERTICAL_SLASH_ARGS, VERTICAL_SLASH_HOPPER,
          arch=80, num_warps=8, num_stages=2),
     *(case(f"block_sparse head_dim=256 sm{arch}", block_sparse._block_sparse_fwd, BLOCK_SPARSE_ARGS,
@@ -72,6 +75,10 @@ CASES = [  # launch options as the wrappers' defaults set them (the prefill kern
     *(case(f"vertical_slash head_dim=256 sm{arch}", vertical_slash._vertical_slash_fwd, VERTICAL_SLASH_ARGS,
            dict(VERTICAL_SLASH_HOPPER, HEAD_DIM=256, BLOCK=vertical_slash.max_block(256),
                 BLOCK_N=vertical_slash.max_block(256)), arch=arch, num_warps=4, num_stages=2) for arch in (90, 80)),
+    case("vertical_slash work lists", vertical_slash._work_lists,  # 128k: 5755 offsets, 1024 columns a head
+         dict(Slash="*i64", Vert="*i64", SlashBits="*i8", SpanLo=I32, SpanHi=I32, SpanHoles="*i8",
+              WideLo=I32, WideHi=I32, WideCount=I32, Cols=I32, Scratch=I32), dict(NS=8192, NV=1024, BLOCK=128, BLOCK_N=64),
+         num_warps=8),
     case("last_query_scores", estimate._column_and_diagonal_mass,
          dict(Q=BF16, K=BF16, LSE=F32, Cols=F32, Diags=F32, Scratch=F32, qk_scale="fp32"),
          dict(GROUP=7, HEAD_DIM=128, BLOCK=64, ROWS=64)),

@@ -74,25 +74,76 @@ def test_block_sparse_equals_reference(gen, T, Hq, Hkv, D, block_size, dtype, op
     assert_close(out, ref_block_sparse(q, k, v, idx, block_size), gen, tol(dtype))
 
 
+def slash_pattern(gen, T, Hq, block):
+    """Offsets with padding (-1), out-of-range ids and duplicates, in the shapes the kernel treats apart: a
+    local band wide enough for unmasked tiles, a run of consecutive offsets, offsets close enough to merge
+    into a span with holes, one just past the band (a narrow span beside a wide one), scattered ones."""
+    band = torch.arange(3 * block + 5).expand(Hq, -1)
+    start = torch.randint(0, T, (Hq, 1), generator=gen)
+    run = start + torch.arange(block // 2 + 3)
+    holes = torch.randint(0, T, (Hq, 1), generator=gen) + torch.arange(0, 6 * block, 5)[torch.randperm(6 * block // 5, generator=gen)[:block]].sort().values
+    near = torch.full((Hq, 1), 3 * block + 7)
+    scattered = torch.randint(-2, T + 3, (Hq, 7), generator=gen)
+    slash = torch.cat([band, run, holes, near, scattered, scattered[:, :2]], 1)
+    return slash[:, torch.randperm(slash.shape[1], generator=gen)]  # any order
+
+
 @pytest.mark.parametrize(
-    "T, Hq, Hkv, D, block, dtype",
+    "T, Hq, Hkv, D, block, dtype, options",
     [
-        (77, 4, 4, 64, 16, torch.float16),
-        (200, 8, 2, 128, 32, torch.float32),
-        (150, 7, 1, 64, 16, torch.float16),
-        (150, 2, 1, 256, 64, torch.float16),  # head_dim 256: its largest tile
+        (77, 4, 4, 64, 16, torch.float16, {"block_n": 16}),
+        (200, 8, 2, 128, 32, torch.float32, {"block_n": 16}),
+        (200, 8, 2, 64, 32, torch.float16, {"block_n": 16, "lists_by_torch": True}),
+        (150, 7, 1, 64, 16, torch.float16, {}),
+        (150, 2, 1, 256, 64, torch.float16, {}),  # head_dim 256: its largest tile
+        (300, 4, 1, 64, 64, torch.float16, {"block_n": 32, "tma": True}),  # unmasked tiles read by TMA
+        (300, 4, 1, 64, 64, torch.float16, {"block_n": 32, "masked_stages": 2}),  # masked loops pipelined
+        (700, 2, 1, 64, 128, torch.float16, {"block_n": 64, "tma": True}),  # the H100's tile
     ],
 )
-def test_vertical_slash_equals_reference(gen, T, Hq, Hkv, D, block, dtype):
+def test_vertical_slash_equals_reference(gen, T, Hq, Hkv, D, block, dtype, options, monkeypatch):
+    if options.pop("lists_by_torch", False):  # the lists of rows too long for the one-program build
+        from sftasks.kernels import vertical_slash
+
+        monkeypatch.setattr(vertical_slash, "MAX_ROW", 0)
     q, k, v = qkv(gen, T, Hq, Hkv, D, dtype)
-    # columns and offsets with padding (-1), out-of-range ids and duplicates; a local band makes some
-    # key tiles fully covered (the kernel's unmasked path), scattered offsets make partial tiles
-    vertical = torch.randint(-2, T + 3, (Hq, 9), generator=gen)
+    vertical = torch.randint(-2, T + 3, (Hq, 9), generator=gen)  # some inside the band and on other slashes
     vertical[:, 1] = vertical[:, 0]
-    band = torch.arange(2 * block + 5).expand(Hq, -1)
-    slash = torch.cat([band, torch.randint(-2, T + 3, (Hq, 7), generator=gen)], 1)
-    out = kernels.vertical_slash_attention(q, k, v, vertical, slash, block=block, block_n=16)
+    slash = slash_pattern(gen, T, Hq, block)
+    out = kernels.vertical_slash_attention(q, k, v, vertical, slash, block=block, **options)
     assert_close(out, ref_vertical_slash(q, k, v, vertical, slash), gen, tol(dtype))
+
+
+@pytest.mark.parametrize("by_kernel", [True, False])
+def test_work_lists_cover_each_offset_once(gen, by_kernel):
+    """The kernel's work lists, built by one Triton program or (rows too long for it) by torch ops: spans
+    that hold every slash offset in [0, T) exactly once (a pair is counted by one span), sorted, with holes
+    flagged; wide runs are hole-free spans with an unmasked tile; columns sorted and unique."""
+    from sftasks.kernels.vertical_slash import build_work_lists
+
+    T, Hq, block, block_n = 3000, 3, 128, 64
+    for _ in range(2):
+        slash = slash_pattern(gen, T, Hq, block)
+        vertical = torch.randint(-2, T + 3, (Hq, 40), generator=gen)
+        vertical[:, 1] = vertical[:, 0]
+        lists = build_work_lists(vertical, slash, T, block, block_n, by_kernel=by_kernel)
+        for h in range(Hq):
+            want = sorted({int(o) for o in slash[h] if 0 <= o < T})
+            assert lists["slash"][h].nonzero().flatten().tolist() == want
+            used = lists["lo"][h] < 2 * T
+            lo, hi, holes = lists["lo"][h][used].tolist(), lists["hi"][h][used].tolist(), lists["holes"][h][used].tolist()
+            assert (lists["lo"][h][~used] == 2 * T).all() and not used[int(used.sum()):].any()
+            assert lo == sorted(lo) and all(a <= b for a, b in zip(lo, hi)), f"seed {gen.initial_seed()}"
+            assert all(b < c for b, c in zip(hi, lo[1:])), f"spans overlap (seed {gen.initial_seed()})"
+            inside = [[o for o in want if a <= o <= b] for a, b in zip(lo, hi)]
+            assert sum(inside, []) == want, f"seed {gen.initial_seed()}"
+            assert [len(x) != b - a + 1 for x, a, b in zip(inside, lo, hi)] == [bool(x) for x in holes]
+            wide = [(a, b) for a, b, x in zip(lo, hi, holes) if not x and (b - a + 1) // block_n > 2]
+            n = int(lists["wide_count"][h])
+            assert list(zip(lists["wide_lo"][h][:n].tolist(), lists["wide_hi"][h][:n].tolist())) == wide
+            assert wide[0][0] == 0 and wide[0][1] >= 3 * block + 4, f"the band (seed {gen.initial_seed()})"
+            cols = sorted({int(c) for c in vertical[h] if 0 <= c < T})
+            assert lists["cols"][h].tolist() == cols + [T] * (lists["cols"].shape[1] - len(cols))
 
 
 @pytest.mark.parametrize("T, Hq, Hkv, D, last_q", [(77, 4, 4, 64, 20), (200, 8, 2, 128, 64), (150, 7, 1, 64, 150)])
