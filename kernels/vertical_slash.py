@@ -164,7 +164,7 @@ def _gather(scratch, x, offs, idx, ok, other):
 
 
 @triton.jit
-def _sorted_unique(scratch, x, offs, big, N: tl.constexpr):
+def _sorted_unique(scratch, x, offs, big):
     """x sorted, duplicates replaced by big (sorted to the end)."""
     x = tl.sort(x)
     return tl.sort(tl.where(x == _gather(scratch, x, offs, offs - 1, offs > 0, -1), big, x))
@@ -173,16 +173,16 @@ def _sorted_unique(scratch, x, offs, big, N: tl.constexpr):
 @triton.jit
 def _work_lists(Slash, Vert, SlashBits, SpanLo, SpanHi, SpanHoles, WideLo, WideHi, WideCount, Cols, Scratch,
                 T, n_slash, n_vert, NS: tl.constexpr, NV: tl.constexpr, BLOCK: tl.constexpr, BLOCK_N: tl.constexpr):
-    """One head's work lists in one program (`slash_spans` and the column list, for rows that fit registers):
-    the bitmaps, the spans (sorted offsets cut into runs by scans, runs into spans), sorted unique columns."""
+    """One head's work lists in one program (what `_lists_by_torch` builds, for rows that fit registers): the
+    slash bitmap, the spans (sorted offsets cut into runs by scans, runs into spans), sorted unique columns."""
     h = tl.program_id(0)
     big = 2 * T
     offs = tl.arange(0, NS)
     scratch = Scratch + h * NS
     o = tl.load(Slash + h * n_slash + offs, mask=offs < n_slash, other=-1)
     valid = (o >= 0) & (o < T)
-    tl.store(SlashBits + h * T + o, tl.full([NS], 1, tl.int8), mask=valid)
-    x = _sorted_unique(scratch, tl.where(valid, o, big).to(tl.int32), offs, big, NS)
+    tl.store(SlashBits + h.to(tl.int64) * T + o, tl.full([NS], 1, tl.int8), mask=valid)
+    x = _sorted_unique(scratch, tl.where(valid, o, big).to(tl.int32), offs, big)
     real = x < big
     n = tl.sum(real.to(tl.int32), 0)
     prev = _gather(scratch, x, offs, offs - 1, offs > 0, -2)
@@ -218,7 +218,7 @@ def _work_lists(Slash, Vert, SlashBits, SpanLo, SpanHi, SpanHoles, WideLo, WideH
     offs_v = tl.arange(0, NV)
     c = tl.load(Vert + h * n_vert + offs_v, mask=offs_v < n_vert, other=-1)
     ok = (c >= 0) & (c < T)
-    c = _sorted_unique(Cols + h * NV, tl.where(ok, c, T).to(tl.int32), offs_v, T, NV)
+    c = _sorted_unique(Cols + h * NV, tl.where(ok, c, T).to(tl.int32), offs_v, T)
     tl.debug_barrier()
     tl.store(Cols + h * NV + offs_v, c)
 
@@ -270,8 +270,8 @@ MAX_ROW = 16384  # offsets or columns a head for the one-program list build (a r
 
 
 def _lists_by_kernel(vertical_idx: torch.Tensor, slash_offsets: torch.Tensor, T: int, block: int, block_n: int) -> dict:
-    """`_work_lists`: one launch (plus zeroed bitmaps) instead of ~50 small torch ops, whose launches cost
-    ~1.6 ms of host time at 128k (bench/RESULTS.md)."""
+    """`_work_lists`: one launch (and a zeroed bitmap) instead of ~50 small torch ops, whose launches cost
+    ~1.3 ms of host time a call at 128k against 0.39 ms (bench/RESULTS.md)."""
     H, n_slash = slash_offsets.shape
     n_vert = vertical_idx.shape[1]
     NS = triton.next_power_of_2(max(n_slash, 2))
