@@ -277,16 +277,13 @@ def _lists_by_kernel(vertical_idx: torch.Tensor, slash_offsets: torch.Tensor, T:
     NS = triton.next_power_of_2(max(n_slash, 2))
     NV = max(triton.next_power_of_2(max(n_vert, 2)), block_n)
     dev = slash_offsets.device
-    i32 = dict(dtype=torch.int32, device=dev)
-    lists = dict(slash=torch.zeros(H, T, dtype=torch.int8, device=dev),
-                 lo=torch.empty(H, NS, **i32), hi=torch.empty(H, NS, **i32), holes=torch.empty(H, NS, dtype=torch.int8, device=dev),
-                 wide_lo=torch.empty(H, NS, **i32), wide_hi=torch.empty(H, NS, **i32), wide_count=torch.empty(H, **i32),
-                 cols=torch.empty(H, NV, **i32))
-    scratch = torch.empty(H, NS, **i32)
-    _work_lists[(H,)](slash_offsets.contiguous(), vertical_idx.contiguous(), lists["slash"], lists["lo"],
-                      lists["hi"], lists["holes"], lists["wide_lo"], lists["wide_hi"], lists["wide_count"], lists["cols"],
-                      scratch, T, n_slash, n_vert, NS=NS, NV=NV, BLOCK=block, BLOCK_N=block_n,
-                      num_warps=8 if NS >= 4096 else 4)
+    i32, i8 = dict(dtype=torch.int32, device=dev), dict(dtype=torch.int8, device=dev)
+    lists = dict(slash=torch.zeros(H, T, **i8), lo=torch.empty(H, NS, **i32), hi=torch.empty(H, NS, **i32),
+                 holes=torch.empty(H, NS, **i8), wide_lo=torch.empty(H, NS, **i32), wide_hi=torch.empty(H, NS, **i32),
+                 wide_count=torch.empty(H, **i32), cols=torch.empty(H, NV, **i32))
+    out = [lists[name] for name in ("slash", "lo", "hi", "holes", "wide_lo", "wide_hi", "wide_count", "cols")]
+    _work_lists[(H,)](slash_offsets.contiguous(), vertical_idx.contiguous(), *out, torch.empty(H, NS, **i32),  # scratch
+                      T, n_slash, n_vert, NS=NS, NV=NV, BLOCK=block, BLOCK_N=block_n, num_warps=8 if NS >= 4096 else 4)
     return lists
 
 
@@ -312,7 +309,8 @@ def build_work_lists(vertical_idx: torch.Tensor, slash_offsets: torch.Tensor, T:
     lists = (_lists_by_kernel if by_kernel else _lists_by_torch)(vertical_idx, slash_offsets, T, block, block_n)
     H = vertical_idx.shape[0]
     nb = -(-T // block)
-    block_end = (torch.arange(nb, device=vertical_idx.device, dtype=torch.int32) * block + block - 1).expand(H, nb).contiguous()
+    block_end = torch.arange(nb, device=vertical_idx.device, dtype=torch.int32) * block + block - 1
+    block_end = block_end.expand(H, nb).contiguous()
     lists["live"] = torch.searchsorted(lists["lo"], block_end, right=True).int()  # spans with d0 <= block end
     lists["col_count"] = torch.searchsorted(lists["cols"], block_end, right=True).int()
     return lists
