@@ -25,14 +25,15 @@ from kernels import (  # bench/kernels.py: the same layer, caches and timing
 CASES = [(131072, 1, 4096), (131072, 1, 1024), (32768, 1, 4096), (32768, 8, 4096), (131072, 4, 4096)]
 
 
-def import_base_kernels(checkout: Path):
-    """The other checkout's kernels package, as `base_kernels` (its own relative imports resolve in it)."""
+def import_base_kernels(checkout: Path, name: str = "quest"):
+    """A module of the other checkout's kernels package, imported as `base_kernels` (its own relative imports
+    resolve in it)."""
     init = checkout / "kernels" / "__init__.py"
     spec = importlib.util.spec_from_file_location("base_kernels", init, submodule_search_locations=[str(init.parent)])
     module = importlib.util.module_from_spec(spec)
     sys.modules["base_kernels"] = module
     spec.loader.exec_module(module)
-    return importlib.import_module("base_kernels.quest")
+    return importlib.import_module(f"base_kernels.{name}")
 
 
 def main() -> None:

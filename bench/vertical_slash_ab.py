@@ -1,0 +1,63 @@
+"""Vertical-slash prefill of this checkout against another checkout's kernels, side by side in one process.
+
+The table's pattern (bench/kernels.py: 1024 columns, a band of 4% of T, 8 clusters of 64 diagonals) and
+its parts, the two kernels interleaved, two reps each, lists built inside the timing; outputs compared.
+  git worktree add /tmp/base <commit> && python bench/vertical_slash_ab.py --base /tmp/base [--lengths 128k]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+from pathlib import Path
+
+import torch
+from torch.nn.attention import SDPBackend
+
+from sftasks.kernels import vertical_slash
+from sftasks.lengths import parse_length
+from sftasks.methods.vertical_slash import vertical_slash_pairs
+
+from kernels import D, DTYPE, HKV, HQ, bench, dense_prefill, vertical_slash_pattern  # bench/kernels.py
+from quest_ab import import_base_kernels
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--base", type=Path, required=True, help="a checkout of the commit to compare against")
+    ap.add_argument("--lengths", default="128k")
+    args = ap.parse_args()
+    base = import_base_kernels(args.base, "vertical_slash")
+    print("| T | pattern | base ms (reps) | this checkout ms (reps) | % of ideal: base -> this | max abs diff |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for T in (parse_length(x) for x in args.lengths.split(",") if x):
+        gen = torch.Generator(device="cuda").manual_seed(1)
+        q = torch.randn(T, HQ, D, device="cuda", dtype=DTYPE)
+        k, v = (torch.randn(T, HKV, D, device="cuda", dtype=DTYPE) for _ in range(2))
+        cols, slashes = vertical_slash_pattern(T, gen)
+        band = int(0.04 * T)
+        kept = float(vertical_slash_pairs(cols.cpu(), slashes.cpu(), T).sum()) / (HQ * T * (T + 1) / 2)
+        ke, ve = (x.repeat_interleave(HQ // HKV, dim=1) for x in (k, v))
+        cudnn = statistics.median(bench(lambda: dense_prefill(q, ke, ve, SDPBackend.CUDNN_ATTENTION)) for _ in range(3))
+        del ke, ve
+        parts = {"whole": (cols, slashes), "band only": (cols[:, :0], slashes[:, :band]),
+                 "band + clusters": (cols[:, :0], slashes), "band + columns": (cols, slashes[:, :band])}
+        for name, (c, sl) in parts.items():
+            runs = {"base": base, "this": vertical_slash}
+            times = {key: [] for key in runs}
+            for _ in range(2):
+                for key, module in runs.items():
+                    times[key].append(bench(lambda: module.vertical_slash_attention(q, k, v, c, sl)))
+            diff = (runs["this"].vertical_slash_attention(q, k, v, c, sl).float()
+                    - base.vertical_slash_attention(q, k, v, c, sl).float()).abs().max().item()
+            pct = ""
+            if name == "whole":
+                pct = " -> ".join(f"{cudnn / statistics.median(times[key]) * kept:.1%}" for key in runs)
+            cells = [f"{T // 1024}k", name, *(f"{statistics.median(t):.2f} ({' '.join(f'{x:.2f}' for x in t)})"
+                                               for t in times.values()), pct, f"{diff:.1e}"]
+            print("| " + " | ".join(cells) + " |", flush=True)
+        print(f"(cuDNN dense {cudnn:.2f} ms at {T // 1024}k; {kept:.1%} of causal pairs kept)", flush=True)
+
+
+if __name__ == "__main__":
+    main()
