@@ -22,6 +22,7 @@ import triton.language as tl
 from sftasks.errors import InputError
 
 from ._checks import check_qkv, tma_rows
+from ._rows import sorted_unique
 from ._tile import LOG2E, attend_tile, finish, kv_major_program
 
 
@@ -134,21 +135,17 @@ def _block_sparse_fwd(
 
 @triton.jit
 def _causal_lists(In, Out, Count, num_qblocks, K, KP: tl.constexpr):
-    """One (head, query block) row: drop padding and ids above the block, sort, drop duplicates.
-    Duplicates are found by re-reading the sorted row shifted by one from memory (no register shifts)."""
+    """One (head, query block) row: drop padding and ids above the block, sort, drop duplicates (the output
+    row serves as the scratch that finds them)."""
     row = tl.program_id(0)
     qb = row % num_qblocks
     offs = tl.arange(0, KP)
     big = 2**31 - 1
     x = tl.load(In + row.to(tl.int64) * K + offs, mask=offs < K, other=-1)
-    x = tl.sort(tl.where((x < 0) | (x > qb), big, x).to(tl.int32))
-    out = Out + row.to(tl.int64) * KP + offs
-    tl.store(out, x)
+    out = Out + row.to(tl.int64) * KP
+    x = sorted_unique(out, tl.where((x < 0) | (x > qb), big, x).to(tl.int32), offs, big)
     tl.debug_barrier()
-    prev = tl.load(out - 1, mask=offs > 0, other=-1)
-    x = tl.sort(tl.where(x == prev, big, x))
-    tl.debug_barrier()
-    tl.store(out, x)
+    tl.store(out + offs, x)
     tl.store(Count + row, tl.sum((x != big).to(tl.int32), 0))
 
 

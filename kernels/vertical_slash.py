@@ -32,6 +32,7 @@ import triton.language as tl
 from sftasks.errors import InputError
 
 from ._checks import check_qkv, tma_rows
+from ._rows import gather, sorted_unique
 from ._tile import LOG2E, attend_tile, finish, kv_major_program
 
 
@@ -155,22 +156,6 @@ def _min(a, b):
 
 
 @triton.jit
-def _gather(scratch, x, offs, idx, ok, other):
-    """x[idx] where ok, else other, through memory: Triton has no shuffle across a whole block."""
-    tl.debug_barrier()  # every thread is done reading scratch
-    tl.store(scratch + offs, x)
-    tl.debug_barrier()
-    return tl.load(scratch + idx, mask=ok, other=other)
-
-
-@triton.jit
-def _sorted_unique(scratch, x, offs, big):
-    """x sorted, duplicates replaced by big (sorted to the end)."""
-    x = tl.sort(x)
-    return tl.sort(tl.where(x == _gather(scratch, x, offs, offs - 1, offs > 0, -1), big, x))
-
-
-@triton.jit
 def _work_lists(Slash, Vert, SlashBits, SpanLo, SpanHi, SpanHoles, WideLo, WideHi, WideCount, Cols, Scratch,
                 T, n_slash, n_vert, NS: tl.constexpr, NV: tl.constexpr, BLOCK: tl.constexpr, BLOCK_N: tl.constexpr):
     """One head's work lists in one program (what `_lists_by_torch` builds, for rows that fit registers): the
@@ -182,24 +167,24 @@ def _work_lists(Slash, Vert, SlashBits, SpanLo, SpanHi, SpanHoles, WideLo, WideH
     o = tl.load(Slash + h * n_slash + offs, mask=offs < n_slash, other=-1)
     valid = (o >= 0) & (o < T)
     tl.store(SlashBits + h.to(tl.int64) * T + o, tl.full([NS], 1, tl.int8), mask=valid)
-    x = _sorted_unique(scratch, tl.where(valid, o, big).to(tl.int32), offs, big)
+    x = sorted_unique(scratch, tl.where(valid, o, big).to(tl.int32), offs, big)
     real = x < big
     n = tl.sum(real.to(tl.int32), 0)
-    prev = _gather(scratch, x, offs, offs - 1, offs > 0, -2)
+    prev = gather(scratch, x, offs, offs - 1, offs > 0, -2)
     new_run = x - prev > 1
-    run_end = _gather(scratch, x, offs, offs + 1, offs < NS - 1, big) - x > 1
+    run_end = gather(scratch, x, offs, offs + 1, offs < NS - 1, big) - x > 1
     start = tl.associative_scan(tl.where(new_run, offs, 0), 0, _max)
     end = tl.associative_scan(tl.where(run_end, offs, NS - 1), 0, _min, reverse=True)
     width = tl.load(scratch + end) - tl.load(scratch + start) + 1  # scratch still holds x
     wide = real & (width // BLOCK_N > (BLOCK - 1 + BLOCK_N - 1) // BLOCK_N)
-    prev_wide = _gather(scratch, wide.to(tl.int32), offs, offs - 1, offs > 0, 0) != 0
+    prev_wide = gather(scratch, wide.to(tl.int32), offs, offs - 1, offs > 0, 0) != 0
     # a new span at a wide run, after one, or after a gap of more than BLOCK // 2 offsets
     new_span = real & new_run & ((offs == 0) | wide | prev_wide | (x - prev - 1 > BLOCK // 2))
-    next_new = _gather(scratch, new_span.to(tl.int32), offs, offs + 1, offs < NS - 1, 1) != 0
+    next_new = gather(scratch, new_span.to(tl.int32), offs, offs + 1, offs < NS - 1, 1) != 0
     span_end = real & (next_new | (offs == n - 1))
     span = tl.cumsum(new_span.to(tl.int32), 0) - 1
     span_start = tl.associative_scan(tl.where(new_span, offs, 0), 0, _max)
-    lo = _gather(scratch, x, offs, span_start, True, 0)
+    lo = gather(scratch, x, offs, span_start, True, 0)
     holes = x - lo != offs - span_start  # more offsets spanned than held
     row = h * NS
     tl.store(SpanLo + row + span, lo, mask=span_end)
@@ -218,7 +203,7 @@ def _work_lists(Slash, Vert, SlashBits, SpanLo, SpanHi, SpanHoles, WideLo, WideH
     offs_v = tl.arange(0, NV)
     c = tl.load(Vert + h * n_vert + offs_v, mask=offs_v < n_vert, other=-1)
     ok = (c >= 0) & (c < T)
-    c = _sorted_unique(Cols + h * NV, tl.where(ok, c, T).to(tl.int32), offs_v, T)
+    c = sorted_unique(Cols + h * NV, tl.where(ok, c, T).to(tl.int32), offs_v, T)
     tl.debug_barrier()
     tl.store(Cols + h * NV + offs_v, c)
 
