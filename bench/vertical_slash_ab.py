@@ -2,12 +2,15 @@
 
 The table's pattern (bench/kernels.py: 1024 columns, a band of 4% of T, 8 clusters of 64 diagonals) and
 its parts, the two kernels interleaved, two reps each, lists built inside the timing; outputs compared.
+Each --options adds this checkout's kernel with those keyword options (its tuning knobs) to the whole pattern.
   git worktree add /tmp/base <commit> && python bench/vertical_slash_ab.py --base /tmp/base [--lengths 128k]
+      [--options '{"masked_stages": 1}' ...]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 from pathlib import Path
 
@@ -26,6 +29,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--base", type=Path, required=True, help="a checkout of the commit to compare against")
     ap.add_argument("--lengths", default="128k")
+    ap.add_argument("--options", type=json.loads, action="append", default=[], help="a JSON object of keyword options")
     args = ap.parse_args()
     base = import_base_kernels(args.base, "vertical_slash")
     print("| T | pattern | base ms (reps) | this checkout ms (reps) | % of ideal: base -> this | max abs diff |")
@@ -43,19 +47,24 @@ def main() -> None:
         parts = {"whole": (cols, slashes), "band only": (cols[:, :0], slashes[:, :band]),
                  "band + clusters": (cols[:, :0], slashes), "band + columns": (cols, slashes[:, :band])}
         for name, (c, sl) in parts.items():
-            runs = {"base": base, "this": vertical_slash}
+            runs = {"base": (base, {}), "this": (vertical_slash, {})}
+            if name == "whole":
+                runs.update({json.dumps(o): (vertical_slash, o) for o in args.options})
             times = {key: [] for key in runs}
             for _ in range(2):
-                for key, module in runs.items():
-                    times[key].append(bench(lambda: module.vertical_slash_attention(q, k, v, c, sl)))
-            diff = (runs["this"].vertical_slash_attention(q, k, v, c, sl).float()
+                for key, (module, options) in runs.items():
+                    times[key].append(bench(lambda: module.vertical_slash_attention(q, k, v, c, sl, **options)))
+            diff = (vertical_slash.vertical_slash_attention(q, k, v, c, sl).float()
                     - base.vertical_slash_attention(q, k, v, c, sl).float()).abs().max().item()
             pct = ""
             if name == "whole":
-                pct = " -> ".join(f"{cudnn / statistics.median(times[key]) * kept:.1%}" for key in runs)
+                pct = " -> ".join(f"{cudnn / statistics.median(times[key]) * kept:.1%}" for key in ("base", "this"))
             cells = [f"{T // 1024}k", name, *(f"{statistics.median(t):.2f} ({' '.join(f'{x:.2f}' for x in t)})"
-                                               for t in times.values()), pct, f"{diff:.1e}"]
+                                               for t in list(times.values())[:2]), pct, f"{diff:.1e}"]
             print("| " + " | ".join(cells) + " |", flush=True)
+            for key in list(times)[2:]:
+                print(f"|   | this checkout with {key} |   | {statistics.median(times[key]):.2f} "
+                      f"({' '.join(f'{x:.2f}' for x in times[key])}) | {cudnn / statistics.median(times[key]) * kept:.1%} |   |")
         print(f"(cuDNN dense {cudnn:.2f} ms at {T // 1024}k; {kept:.1%} of causal pairs kept)", flush=True)
 
 
