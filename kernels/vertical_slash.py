@@ -369,7 +369,8 @@ def vertical_slash_attention(q, k, v, vertical_idx: torch.Tensor, slash_offsets:
             lists["wide_lo"], lists["wide_hi"], lists["wide_count"], lists["cols"], lists["col_count"], vert_k, vert_v,
             T, D ** -0.5 * LOG2E, nb, lists["lo"].shape[1], lists["cols"].shape[1],
             q.stride(0), q.stride(1), k.stride(0), k.stride(1), v.stride(0), v.stride(1), out.stride(0), out.stride(1),
-            GROUP=Hq // Hkv, HEAD_DIM=D, BLOCK=block, BLOCK_N=block_n, USE_TMA=tma, MASKED_STAGES=masked_stages, PART=part,
+            GROUP=Hq // Hkv, HEAD_DIM=D, BLOCK=block, BLOCK_N=block_n, USE_TMA=tma, MASKED_STAGES=masked_stages,
+            PART=part,
             num_warps=num_warps or (8 if block >= 128 else 4), num_stages=num_stages or 2, **regs,
         )
     return out

@@ -39,9 +39,9 @@ BLOCK_SPARSE_ARGS = dict(TILE, KDesc="i32", VDesc="i32", Idx=I32, Count=I32)
 BLOCK_SPARSE_HOPPER = dict(BLOCK_SIZE=128, GROUP=7, HEAD_DIM=128, BLOCK_M=128, BLOCK_N=128, USE_TMA=False,
                            WARP_SPEC=False, KV_MAJOR=True)
 BLOCK_SPARSE_TILES = block_sparse._tiles(128, 128, hopper=True)  # the default launch on an H100
-VERTICAL_SLASH_ARGS = dict(TILE, KDesc="i32", VDesc="i32", Lse="*fp32", SlashBits="*i8", SpanLo=I32, SpanHi=I32, SpanHoles="*i8",
-                           LiveSpans=I32, WideLo=I32, WideHi=I32, WideCount=I32, Cols=I32, ColCount=I32, VertK=BF16,
-                           VertV=BF16)
+VERTICAL_SLASH_ARGS = dict(TILE, KDesc="i32", VDesc="i32", Lse="*fp32", SlashBits="*i8", SpanLo=I32, SpanHi=I32,
+                           SpanHoles="*i8", LiveSpans=I32, WideLo=I32, WideHi=I32, WideCount=I32, Cols=I32,
+                           ColCount=I32, VertK=BF16, VertV=BF16)
 VERTICAL_SLASH_HOPPER = dict(GROUP=7, HEAD_DIM=128, BLOCK=128, BLOCK_N=128, USE_TMA=False, MASKED_STAGES=1, PART=0)
 
 TMA_KV = {name: f"tensordesc<bf16[{BLOCK_SPARSE_TILES[1]},{BLOCK_SPARSE_HOPPER['HEAD_DIM']}]>"  # [BLOCK_N, D] boxes

@@ -48,7 +48,8 @@ def test_prefill_kernels_use_hopper_tensor_cores(compiled, name):
     assert compiled[name]["wgmma"] and not compiled[name]["mma"]
 
 
-@pytest.mark.parametrize("name", ["vertical_slash block_n=128", "vertical_slash head_dim=256 sm90", "vertical_slash split masked"])
+@pytest.mark.parametrize("name", ["vertical_slash block_n=128", "vertical_slash head_dim=256 sm90",
+                                  "vertical_slash split masked"])
 def test_vertical_slash_matrix_products_are_not_serialised(compiled, name):
     """ptxas may serialise a kernel's wgmma (each waits for the one before), with only an info message.
     The vertical-slash kernel's pipelined masked loops once caused that for the whole kernel, its band
