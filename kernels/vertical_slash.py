@@ -279,9 +279,11 @@ def _lists_by_kernel(vertical_idx: torch.Tensor, slash_offsets: torch.Tensor, T:
     lists = dict(slash=torch.zeros(H, T, **i8), lo=torch.empty(H, NS, **i32), hi=torch.empty(H, NS, **i32),
                  holes=torch.empty(H, NS, **i8), wide_lo=torch.empty(H, NS, **i32), wide_hi=torch.empty(H, NS, **i32),
                  wide_count=torch.empty(H, **i32), cols=torch.empty(H, NV, **i32))
-    out = [lists[name] for name in ("slash", "lo", "hi", "holes", "wide_lo", "wide_hi", "wide_count", "cols")]
-    _work_lists[(H,)](slash_offsets.contiguous(), vertical_idx.contiguous(), *out, torch.empty(H, NS, **i32),  # scratch
-                      T, n_slash, n_vert, NS=NS, NV=NV, BLOCK=block, BLOCK_N=block_n, num_warps=8 if NS >= 4096 else 4)
+    _work_lists[(H,)](
+        slash_offsets.contiguous(), vertical_idx.contiguous(), SlashBits=lists["slash"], SpanLo=lists["lo"],
+        SpanHi=lists["hi"], SpanHoles=lists["holes"], WideLo=lists["wide_lo"], WideHi=lists["wide_hi"],
+        WideCount=lists["wide_count"], Cols=lists["cols"], Scratch=torch.empty(H, NS, **i32), T=T, n_slash=n_slash,
+        n_vert=n_vert, NS=NS, NV=NV, BLOCK=block, BLOCK_N=block_n, num_warps=8 if NS >= 4096 else 4)
     return lists
 
 
