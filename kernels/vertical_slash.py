@@ -21,10 +21,6 @@ the kernel's wgmma for want of registers anyway (as in the block-sparse kernel; 
 it). Uncapped, pipelined masked loops made ptxas serialise every wgmma of the kernel, loop 1's included
 ("non wgmma instructions defining accumulator registers"; 42.1 vs 40.1 ms at 128k, bench/RESULTS.md); a
 compile test holds this. The grid runs one KV head's programs together, as the block-sparse kernel does.
-`split=True` (a knob, not yet timed) runs loop 1 in one launch under the cap, which writes the output and
-its log-sum-exp, and loops 2-3 in a second launch with no cap, which starts its softmax state from them:
-compiled for sm_90 the first has no spills, the second 240 registers, no spills and no serialised wgmma
-with its masked loops pipelined, where the one launch spills in its masked loops (bench/RESULTS.md).
 """
 
 from __future__ import annotations
@@ -72,15 +68,13 @@ def _masked_span_tile(acc, m_i, l_i, q, k_base, v_base, slash, rows, row_ok, key
 
 @triton.jit
 def _vertical_slash_fwd(
-    Q, K, V, KDesc, VDesc, Out, Lse, SlashBits, SpanLo, SpanHi, SpanHoles, LiveSpans, WideLo, WideHi, WideCount,
+    Q, K, V, KDesc, VDesc, Out, SlashBits, SpanLo, SpanHi, SpanHoles, LiveSpans, WideLo, WideHi, WideCount,
     Cols, ColCount, VertK, VertV,
     T, qk_scale, num_blocks, max_spans, num_cols,
     stride_qt, stride_qh, stride_kt, stride_kh, stride_vt, stride_vh, stride_ot, stride_oh,
     GROUP: tl.constexpr, HEAD_DIM: tl.constexpr, BLOCK: tl.constexpr, BLOCK_N: tl.constexpr, USE_TMA: tl.constexpr,
-    MASKED_STAGES: tl.constexpr, PART: tl.constexpr,
+    MASKED_STAGES: tl.constexpr,
 ):
-    """PART 0: every loop. PART 1: loop 1 only, writing the output and its log2-sum-exp; PART 2: loops 2-3,
-    starting from what PART 1 wrote (a split in two launches, each with its own registers)."""
     head, qb = kv_major_program(tl.program_id(0), num_blocks, GROUP)
     kvh = head // GROUP
     offs_m = tl.arange(0, BLOCK)
@@ -96,18 +90,12 @@ def _vertical_slash_fwd(
     slash = SlashBits + head.to(tl.int64) * T
     spans = head * max_spans
 
-    out_ptrs = Out + rows.to(tl.int64)[:, None] * stride_ot + head * stride_oh + offs_d[None, :]
-    if PART == 2:  # the state (acc, m, l) = (out, lse, 1) holds out's keys exactly: acc / l = out, l 2^m = 2^lse
-        acc = tl.load(out_ptrs, mask=row_ok[:, None], other=0.0).to(tl.float32)
-        m_i = tl.load(Lse + head.to(tl.int64) * T + rows, mask=row_ok, other=float("-inf"))
-        l_i = tl.where(m_i == float("-inf"), 0.0, 1.0)
-    else:
-        acc = tl.zeros([BLOCK, HEAD_DIM], dtype=tl.float32)
-        m_i = tl.full([BLOCK], float("-inf"), dtype=tl.float32)
-        l_i = tl.zeros([BLOCK], dtype=tl.float32)
+    acc = tl.zeros([BLOCK, HEAD_DIM], dtype=tl.float32)
+    m_i = tl.full([BLOCK], float("-inf"), dtype=tl.float32)
+    l_i = tl.zeros([BLOCK], dtype=tl.float32)
 
     # 1. the unmasked tiles of the wide runs (few: usually one local band), pipelined
-    for s in range(0, tl.load(WideCount + head) if PART != 2 else 0):
+    for s in range(0, tl.load(WideCount + head)):
         d0 = tl.load(WideLo + spans + s)
         d1 = tl.load(WideHi + spans + s)
         _, whole_lo, whole_hi, _ = _span_tiles(d0, d1, 0, r0, BLOCK, BLOCK_N)
@@ -123,7 +111,7 @@ def _vertical_slash_fwd(
             acc, m_i, l_i = attend_tile(acc, m_i, l_i, q, k, v, qk_scale, 0, False)
 
     # 2. every other tile of the spans that reach this block (spans sorted by d0)
-    for s in range(0, tl.load(LiveSpans + head * num_blocks + qb) if PART != 1 else 0):
+    for s in range(0, tl.load(LiveSpans + head * num_blocks + qb)):
         d0 = tl.load(SpanLo + spans + s)
         d1 = tl.load(SpanHi + spans + s)
         holes = tl.load(SpanHoles + spans + s)
@@ -139,7 +127,7 @@ def _vertical_slash_fwd(
 
     # 3. vertical columns (sorted, so the first n_cols are <= the block's end), from per-head copies of
     #    their K/V rows: contiguous tiles, no dependent gathers
-    n_cols = tl.load(ColCount + head * num_blocks + qb) if PART != 1 else 0
+    n_cols = tl.load(ColCount + head * num_blocks + qb)
     cols_ptr = Cols + head * num_cols
     for c0 in tl.range(0, n_cols, BLOCK_N, num_stages=MASKED_STAGES):  # module docstring
         slot = c0 + offs_n
@@ -153,9 +141,8 @@ def _vertical_slash_fwd(
         acc, m_i, l_i = attend_tile(acc, m_i, l_i, q, k, v, qk_scale, mask, True)
 
     out = finish(acc, l_i)
-    tl.store(out_ptrs, out.to(Out.dtype.element_ty), mask=row_ok[:, None])
-    if PART == 1:
-        tl.store(Lse + head.to(tl.int64) * T + rows, m_i + tl.log2(tl.where(l_i == 0.0, 1.0, l_i)), mask=row_ok)
+    tl.store(Out + rows.to(tl.int64)[:, None] * stride_ot + head * stride_oh + offs_d[None, :],
+             out.to(Out.dtype.element_ty), mask=row_ok[:, None])
 
 
 @triton.jit
@@ -325,7 +312,7 @@ def max_block(head_dim: int) -> int:
 def vertical_slash_attention(q, k, v, vertical_idx: torch.Tensor, slash_offsets: torch.Tensor, *,
                              block: int | None = None, block_n: int | None = None, num_warps: int | None = None,
                              num_stages: int | None = None, maxnreg: int | None = None, tma: bool | None = None,
-                             masked_stages: int | None = None, split: bool = False,
+                             masked_stages: int | None = None,
                              out: torch.Tensor | None = None) -> torch.Tensor:
     """Causal GQA attention of q [T, Hq, D] where query i sees key j <= i iff j is in vertical_idx[h]
     or i - j is in slash_offsets[h] (vertical_idx [Hq, NV], slash_offsets [Hq, NS]; out-of-range
@@ -348,8 +335,8 @@ def vertical_slash_attention(q, k, v, vertical_idx: torch.Tensor, slash_offsets:
         maxnreg = 128
     if tma is None:
         tma = h100_default
-    if masked_stages is None:  # module docstring: masked loops pipelined where wgmma is serialised anyway (the
-        masked_stages = 2 if split or maxnreg is not None and maxnreg <= 128 else 1  # cap), or with no band loop
+    if masked_stages is None:  # module docstring: masked loops pipelined only where wgmma is serialised anyway
+        masked_stages = 2 if maxnreg is not None and maxnreg <= 128 else 1
     tma = tma and tma_rows(k) and tma_rows(v)
     lists = build_work_lists(vertical_idx.to(q.device), slash_offsets.to(q.device), T, block, block_n)
     nb = -(-T // block)
@@ -362,17 +349,13 @@ def vertical_slash_attention(q, k, v, vertical_idx: torch.Tensor, slash_offsets:
 
         kdesc, vdesc = (TensorDescriptor(x, [T, Hkv * D], [x.stride(0), 1], [block_n, D]) for x in (k, v))
     out = torch.empty_like(q) if out is None else out
-    lse = torch.empty(Hq, T, dtype=torch.float32, device=q.device) if split else None
     launch = {} if maxnreg is None else {"maxnreg": maxnreg}
-    parts = [(0, launch)] if not split else [(1, launch), (2, {})]
-    for part, regs in parts:  # split: the masked part uncapped (module docstring)
-        _vertical_slash_fwd[(Hq * nb,)](
-            q, k, v, kdesc, vdesc, out, lse, lists["slash"], lists["lo"], lists["hi"], lists["holes"], lists["live"],
-            lists["wide_lo"], lists["wide_hi"], lists["wide_count"], lists["cols"], lists["col_count"], vert_k, vert_v,
-            T, D ** -0.5 * LOG2E, nb, lists["lo"].shape[1], lists["cols"].shape[1],
-            q.stride(0), q.stride(1), k.stride(0), k.stride(1), v.stride(0), v.stride(1), out.stride(0), out.stride(1),
-            GROUP=Hq // Hkv, HEAD_DIM=D, BLOCK=block, BLOCK_N=block_n, USE_TMA=tma, MASKED_STAGES=masked_stages,
-            PART=part,
-            num_warps=num_warps or (8 if block >= 128 else 4), num_stages=num_stages or 2, **regs,
-        )
+    _vertical_slash_fwd[(Hq * nb,)](
+        q, k, v, kdesc, vdesc, out, lists["slash"], lists["lo"], lists["hi"], lists["holes"], lists["live"],
+        lists["wide_lo"], lists["wide_hi"], lists["wide_count"], lists["cols"], lists["col_count"], vert_k, vert_v,
+        T, D ** -0.5 * LOG2E, nb, lists["lo"].shape[1], lists["cols"].shape[1],
+        q.stride(0), q.stride(1), k.stride(0), k.stride(1), v.stride(0), v.stride(1), out.stride(0), out.stride(1),
+        GROUP=Hq // Hkv, HEAD_DIM=D, BLOCK=block, BLOCK_N=block_n, USE_TMA=tma, MASKED_STAGES=masked_stages,
+        num_warps=num_warps or (8 if block >= 128 else 4), num_stages=num_stages or 2, **launch,
+    )
     return out

@@ -99,8 +99,6 @@ def slash_pattern(gen, T, Hq, block):
         (150, 2, 1, 256, 64, torch.float16, {}),  # head_dim 256: its largest tile
         (300, 4, 1, 64, 64, torch.float16, {"block_n": 32, "tma": True}),  # unmasked tiles read by TMA
         (700, 2, 1, 64, 128, torch.float16, {"block_n": 64, "tma": True}),  # the H100's tile
-        (300, 7, 1, 64, 32, torch.float16, {"block_n": 16, "split": True}),  # band, then the rest in a 2nd launch
-        (200, 4, 4, 128, 32, torch.float32, {"block_n": 32, "split": True}),
     ],
 )
 def test_vertical_slash_equals_reference(gen, T, Hq, Hkv, D, block, dtype, options, monkeypatch):
