@@ -13,10 +13,13 @@ list is each head's span table, the same for every query block: one Triton progr
   1. the tiles of a wide run (a local band) whose every pair lies on the run need no mask: the
      block-sparse kernel's loop, software-pipelined, K/V read through TMA on an H100;
   2. every other tile of each span, masked to d0 <= i - j <= d1 (and the slash bitmap at i - j in a
-     span with holes), so a pair is counted by the one span holding its offset;
-  3. the vertical columns, BLOCK_N at a time from per-head copies of their K/V rows, masked to j <= i and
-     i - j not a slash offset (those pairs are the spans').
-Loops 2 and 3 are software-pipelined only under the H100 tile's 128-register cap, where ptxas serialises
+     span with holes); a narrow span (not a wide run) leaves keys that are columns to loop 3, one
+     column-bitmap lookup a key;
+  3. the vertical columns, BLOCK_N at a time from per-head copies of their K/V rows: every pair of a column
+     off the wide runs. Columns older than the block's every wide-run pair (most of them) need no mask;
+     the few near the band's far edge are masked to j <= i and i - j off the wide runs (the slash bitmap
+     holds 2 there); columns whose every pair lies on a band of offsets from 0 are not read.
+The masked loops are software-pipelined only under the H100 tile's 128-register cap, where ptxas serialises
 the kernel's wgmma for want of registers anyway (as in the block-sparse kernel; two programs an SM hide
 it). Uncapped, pipelined masked loops made ptxas serialise every wgmma of the kernel, loop 1's included
 ("non wgmma instructions defining accumulator registers"; 42.1 vs 40.1 ms at 128k, bench/RESULTS.md); a
@@ -51,25 +54,37 @@ def _span_tiles(d0, d1, holes, r0, BLOCK: tl.constexpr, BLOCK_N: tl.constexpr):
 
 
 @triton.jit
-def _masked_span_tile(acc, m_i, l_i, q, k_base, v_base, slash, rows, row_ok, key0, d0, d1, holes, offs_n, T, qk_scale,
-                      stride_kt, stride_vt):
+def _masked_span_tile(acc, m_i, l_i, q, k_base, v_base, slash, col_bits, rows, key0, d0, d1, narrow, offs_n, T,
+                      qk_scale, stride_kt, stride_vt, HOLES: tl.constexpr):
     """Keys key0 + [0, BLOCK_N) against the block's rows, only pairs whose offset i - j is in span [d0, d1]
-    (and set in the slash bitmap when the span has holes)."""
+    (and set in the slash bitmap when the span has holes); a narrow span leaves column keys to the columns."""
     keys = key0 + offs_n
     key_ok = (keys >= 0) & (keys < T)
     k = tl.load(k_base + keys.to(tl.int64)[None, :] * stride_kt, mask=key_ok[None, :], other=0.0)
     v = tl.load(v_base + keys.to(tl.int64)[:, None] * stride_vt, mask=key_ok[:, None], other=0.0)
+    # keys left out (outside [0, T), or columns in a narrow span) move far below every row, off the span
+    left_out = ~key_ok | tl.where(narrow, tl.load(col_bits + keys, mask=key_ok, other=0) != 0, False)
+    keys = tl.where(left_out, -(1 << 30), keys)
     delta = rows[:, None] - keys[None, :]
-    mask = (delta >= d0) & (delta <= d1) & key_ok[None, :] & row_ok[:, None]
-    if holes != 0:
+    mask = (delta - d0).to(tl.uint32) <= (d1 - d0).to(tl.uint32)  # d0 <= i - j <= d1 in one compare
+    if HOLES:
         mask = mask & (tl.load(slash + delta, mask=mask, other=0) != 0)
     return attend_tile(acc, m_i, l_i, q, k, v, qk_scale, mask, True)
 
 
 @triton.jit
+def _column_tile(VertK, VertV, row0, offs_n, offs_d, HEAD_DIM: tl.constexpr):
+    """K (transposed) and V of BLOCK_N columns, rows row0 + [0, BLOCK_N) of the [Hq * NV, D] copies."""
+    rows = (row0 + offs_n).to(tl.int64)
+    k = tl.load(VertK + rows[None, :] * HEAD_DIM + offs_d[:, None])
+    v = tl.load(VertV + rows[:, None] * HEAD_DIM + offs_d[None, :])
+    return k, v
+
+
+@triton.jit
 def _vertical_slash_fwd(
     Q, K, V, KDesc, VDesc, Out, SlashBits, SpanLo, SpanHi, SpanHoles, LiveSpans, WideLo, WideHi, WideCount,
-    Cols, ColCount, VertK, VertV,
+    ColBits, Cols, ColClean, ColCount, VertK, VertV,
     T, qk_scale, num_blocks, max_spans, num_cols,
     stride_qt, stride_qh, stride_kt, stride_kh, stride_vt, stride_vh, stride_ot, stride_oh,
     GROUP: tl.constexpr, HEAD_DIM: tl.constexpr, BLOCK: tl.constexpr, BLOCK_N: tl.constexpr, USE_TMA: tl.constexpr,
@@ -88,6 +103,7 @@ def _vertical_slash_fwd(
     k_base = K + kvh * stride_kh + offs_d[:, None]
     v_base = V + kvh * stride_vh + offs_d[None, :]
     slash = SlashBits + head.to(tl.int64) * T
+    col_bits = ColBits + head.to(tl.int64) * T
     spans = head * max_spans
 
     acc = tl.zeros([BLOCK, HEAD_DIM], dtype=tl.float32)
@@ -115,29 +131,38 @@ def _vertical_slash_fwd(
         d0 = tl.load(SpanLo + spans + s)
         d1 = tl.load(SpanHi + spans + s)
         holes = tl.load(SpanHoles + spans + s)
+        narrow = tl.load(slash + d0) != 2  # not a wide run
         first, whole_lo, whole_hi, count = _span_tiles(d0, d1, holes, r0, BLOCK, BLOCK_N)
-        has_whole = whole_hi > whole_lo
-        before = tl.where(has_whole, whole_lo, count) - first  # masked tiles before the unmasked ones
-        after = tl.where(has_whole, whole_hi, count)  # ... and the first one after them
-        for j in tl.range(0, before + count - after, num_stages=MASKED_STAGES):  # module docstring
-            t = tl.where(j < before, first + j, after + j - before)
-            acc, m_i, l_i = _masked_span_tile(acc, m_i, l_i, q, k_base, v_base, slash, rows, row_ok,
-                                              r0 - d1 + t * BLOCK_N, d0, d1, holes, offs_n, T, qk_scale,
-                                              stride_kt, stride_vt)
+        if holes != 0:  # every tile masked, and a bitmap lookup a pair: a loop of its own, out of the common one's
+            for t in tl.range(first, count, num_stages=1):  # way (pipelined, its buffers took 160 KB in all)
+                acc, m_i, l_i = _masked_span_tile(acc, m_i, l_i, q, k_base, v_base, slash, col_bits, rows,
+                                                  r0 - d1 + t * BLOCK_N, d0, d1, narrow, offs_n, T, qk_scale,
+                                                  stride_kt, stride_vt, True)
+        else:
+            has_whole = whole_hi > whole_lo
+            before = tl.where(has_whole, whole_lo, count) - first  # masked tiles before the unmasked ones
+            after = tl.where(has_whole, whole_hi, count)  # ... and the first one after them
+            for j in tl.range(0, before + count - after, num_stages=MASKED_STAGES):  # module docstring
+                t = tl.where(j < before, first + j, after + j - before)
+                acc, m_i, l_i = _masked_span_tile(acc, m_i, l_i, q, k_base, v_base, slash, col_bits, rows,
+                                                  r0 - d1 + t * BLOCK_N, d0, d1, narrow, offs_n, T, qk_scale,
+                                                  stride_kt, stride_vt, False)
 
-    # 3. vertical columns (sorted, so the first n_cols are <= the block's end), from per-head copies of
-    #    their K/V rows: contiguous tiles, no dependent gathers
+    # 3. vertical columns (sorted), from per-head copies of their K/V rows: contiguous tiles, no dependent
+    #    gathers. The first n_clean are old enough that every pair lies past the wide runs: unmasked tiles.
+    #    Columns up to n_cols have pairs of their own; later ones only pairs on the band (or above the block).
+    n_clean = tl.load(ColClean + head * num_blocks + qb)
     n_cols = tl.load(ColCount + head * num_blocks + qb)
-    cols_ptr = Cols + head * num_cols
-    for c0 in tl.range(0, n_cols, BLOCK_N, num_stages=MASKED_STAGES):  # module docstring
-        slot = c0 + offs_n
-        cols = tl.load(cols_ptr + slot)  # padding is T: above every row
-        rows_kv = (head * num_cols + slot).to(tl.int64)
-        k = tl.load(VertK + rows_kv[None, :] * HEAD_DIM + offs_d[:, None])
-        v = tl.load(VertV + rows_kv[:, None] * HEAD_DIM + offs_d[None, :])
+    vert = head * num_cols
+    for c0 in range(0, n_clean, BLOCK_N):
+        k, v = _column_tile(VertK, VertV, vert + c0, offs_n, offs_d, HEAD_DIM)
+        acc, m_i, l_i = attend_tile(acc, m_i, l_i, q, k, v, qk_scale, 0, False)
+    for c0 in tl.range(n_clean, n_cols, BLOCK_N, num_stages=MASKED_STAGES):  # module docstring
+        k, v = _column_tile(VertK, VertV, vert + c0, offs_n, offs_d, HEAD_DIM)
+        cols = tl.load(Cols + vert + c0 + offs_n)  # padding is T: above every row
         delta = rows[:, None] - cols[None, :]
         mask = (delta >= 0) & row_ok[:, None]
-        mask = mask & (tl.load(slash + delta, mask=mask, other=1) == 0)  # pairs on a slash are a span's
+        mask = mask & (tl.load(slash + delta, mask=mask, other=2) != 2)  # pairs on a wide run are the run's
         acc, m_i, l_i = attend_tile(acc, m_i, l_i, q, k, v, qk_scale, mask, True)
 
     out = finish(acc, l_i)
@@ -156,17 +181,17 @@ def _min(a, b):
 
 
 @triton.jit
-def _work_lists(Slash, Vert, SlashBits, SpanLo, SpanHi, SpanHoles, WideLo, WideHi, WideCount, Cols, Scratch,
+def _work_lists(Slash, Vert, SlashBits, SpanLo, SpanHi, SpanHoles, WideLo, WideHi, WideCount, ColBits, Cols, Scratch,
                 T, n_slash, n_vert, NS: tl.constexpr, NV: tl.constexpr, BLOCK: tl.constexpr, BLOCK_N: tl.constexpr):
     """One head's work lists in one program (what `_lists_by_torch` builds, for rows that fit registers): the
-    slash bitmap, the spans (sorted offsets cut into runs by scans, runs into spans), sorted unique columns."""
+    slash bitmap, the spans (sorted offsets cut into runs by scans, runs into spans), sorted unique columns
+    and their bitmap."""
     h = tl.program_id(0)
     big = 2 * T
     offs = tl.arange(0, NS)
     scratch = Scratch + h * NS
     o = tl.load(Slash + h * n_slash + offs, mask=offs < n_slash, other=-1)
     valid = (o >= 0) & (o < T)
-    tl.store(SlashBits + h.to(tl.int64) * T + o, tl.full([NS], 1, tl.int8), mask=valid)
     x = sorted_unique(scratch, tl.where(valid, o, big).to(tl.int32), offs, big)
     real = x < big
     n = tl.sum(real.to(tl.int32), 0)
@@ -177,6 +202,7 @@ def _work_lists(Slash, Vert, SlashBits, SpanLo, SpanHi, SpanHoles, WideLo, WideH
     end = tl.associative_scan(tl.where(run_end, offs, NS - 1), 0, _min, reverse=True)
     width = tl.load(scratch + end) - tl.load(scratch + start) + 1  # scratch still holds x
     wide = real & (width // BLOCK_N > (BLOCK - 1 + BLOCK_N - 1) // BLOCK_N)
+    tl.store(SlashBits + h.to(tl.int64) * T + x, tl.where(wide, 2, 1).to(tl.int8), mask=real)
     prev_wide = gather(scratch, wide.to(tl.int32), offs, offs - 1, offs > 0, 0) != 0
     # a new span at a wide run, after one, or after a gap of more than BLOCK // 2 offsets
     new_span = real & new_run & ((offs == 0) | wide | prev_wide | (x - prev - 1 > BLOCK // 2))
@@ -203,17 +229,19 @@ def _work_lists(Slash, Vert, SlashBits, SpanLo, SpanHi, SpanHoles, WideLo, WideH
     offs_v = tl.arange(0, NV)
     c = tl.load(Vert + h * n_vert + offs_v, mask=offs_v < n_vert, other=-1)
     ok = (c >= 0) & (c < T)
+    tl.store(ColBits + h.to(tl.int64) * T + c, tl.full([NV], 1, tl.int8), mask=ok)
     c = sorted_unique(Cols + h * NV, tl.where(ok, c, T).to(tl.int32), offs_v, T)
     tl.debug_barrier()
     tl.store(Cols + h * NV + offs_v, c)
 
 
-def _bitmap(idx: torch.Tensor, T: int) -> torch.Tensor:
-    """[H, N] indices -> [H, T] int8 membership; indices outside [0, T) are dropped."""
+def _bitmap(idx: torch.Tensor, T: int, value: torch.Tensor | int = 1) -> torch.Tensor:
+    """[H, N] indices -> [H, T] int8, value at each index (0 elsewhere); indices outside [0, T) are dropped."""
     H = idx.shape[0]
     idx = idx.long()
     bits = torch.zeros(H, T + 1, dtype=torch.int8, device=idx.device)
-    bits.scatter_(1, torch.where((idx >= 0) & (idx < T), idx, T), 1)
+    value = torch.as_tensor(value, dtype=torch.int8, device=idx.device).expand(idx.shape)
+    bits.scatter_(1, torch.where((idx >= 0) & (idx < T), idx, T), value)
     return bits[:, :T].contiguous()
 
 
@@ -230,15 +258,18 @@ def _segments(starts_new: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, size
 
 def slash_spans(slash_offsets: torch.Tensor, T: int, block: int, block_n: int) -> dict:
     """Per head, the spans [lo, hi] of the slash offsets in [0, T) (sorted, unused slots lo = hi = 2T) and
-    whether each has holes; the wide runs (hole-free, with an unmasked tile) listed apart."""
+    whether each has holes; the wide runs (hole-free, with an unmasked tile) listed apart; the slash bitmap
+    (2 at the wide runs' offsets, 1 at the others')."""
     H, N = slash_offsets.shape
     big = 2 * T
     o = slash_offsets.long()
     o = torch.where((o >= 0) & (o < T), o, big).sort(-1).values
     first = torch.ones(H, 1, dtype=torch.bool, device=o.device)
-    run_lo, run_hi, _ = _segments(torch.cat([first, o[:, 1:] - o[:, :-1] > 1], 1), o, o, torch.ones_like(o), big)
+    starts = torch.cat([first, o[:, 1:] - o[:, :-1] > 1], 1)
+    run_lo, run_hi, _ = _segments(starts, o, o, torch.ones_like(o), big)
     run_size = torch.where(run_lo < big, run_hi - run_lo + 1, 0)
     wide = run_size // block_n > -(-(block - 1) // block_n)  # has an unmasked tile in a late enough block
+    in_wide = wide.gather(1, starts.long().cumsum(-1) - 1)  # per offset
     # a new span at a wide run, after one, or after a gap of more than block // 2 offsets
     gap = run_lo[:, 1:] - run_hi[:, :-1] - 1
     new = torch.cat([first, wide[:, 1:] | wide[:, :-1] | (gap > block // 2)], 1)
@@ -246,7 +277,8 @@ def slash_spans(slash_offsets: torch.Tensor, T: int, block: int, block_n: int) -
     holes = (lo < big) & (hi - lo + 1 != size)
     wide_first = torch.where(wide, run_lo, big).sort(-1)
     wide_hi = run_hi.gather(1, wide_first.indices)
-    return dict(lo=lo.int().contiguous(), hi=hi.int().contiguous(), holes=holes.to(torch.int8).contiguous(),
+    return dict(slash=_bitmap(o, T, torch.where(in_wide, 2, 1)),
+                lo=lo.int().contiguous(), hi=hi.int().contiguous(), holes=holes.to(torch.int8).contiguous(),
                 wide_lo=wide_first.values.int().contiguous(), wide_hi=wide_hi.int().contiguous(),
                 wide_count=wide.sum(-1).int().contiguous())
 
@@ -255,7 +287,7 @@ MAX_ROW = 16384  # offsets or columns a head for the one-program list build (a r
 
 
 def _lists_by_kernel(vertical_idx: torch.Tensor, slash_offsets: torch.Tensor, T: int, block: int, block_n: int) -> dict:
-    """`_work_lists`: one launch (and a zeroed bitmap) instead of ~50 small torch ops, whose launches cost
+    """`_work_lists`: one launch (and two zeroed bitmaps) instead of ~50 small torch ops, whose launches cost
     ~1.3 ms of host time a call at 128k against 0.39 ms (bench/RESULTS.md)."""
     H, n_slash = slash_offsets.shape
     n_vert = vertical_idx.shape[1]
@@ -265,11 +297,11 @@ def _lists_by_kernel(vertical_idx: torch.Tensor, slash_offsets: torch.Tensor, T:
     i32, i8 = dict(dtype=torch.int32, device=dev), dict(dtype=torch.int8, device=dev)
     lists = dict(slash=torch.zeros(H, T, **i8), lo=torch.empty(H, NS, **i32), hi=torch.empty(H, NS, **i32),
                  holes=torch.empty(H, NS, **i8), wide_lo=torch.empty(H, NS, **i32), wide_hi=torch.empty(H, NS, **i32),
-                 wide_count=torch.empty(H, **i32), cols=torch.empty(H, NV, **i32))
+                 wide_count=torch.empty(H, **i32), col_bits=torch.zeros(H, T, **i8), cols=torch.empty(H, NV, **i32))
     _work_lists[(H,)](
         slash_offsets.contiguous(), vertical_idx.contiguous(), SlashBits=lists["slash"], SpanLo=lists["lo"],
         SpanHi=lists["hi"], SpanHoles=lists["holes"], WideLo=lists["wide_lo"], WideHi=lists["wide_hi"],
-        WideCount=lists["wide_count"], Cols=lists["cols"], Scratch=torch.empty(H, NS, **i32), T=T, n_slash=n_slash,
+        WideCount=lists["wide_count"], ColBits=lists["col_bits"], Cols=lists["cols"], Scratch=torch.empty(H, NS, **i32), T=T, n_slash=n_slash,
         n_vert=n_vert, NS=NS, NV=NV, BLOCK=block, BLOCK_N=block_n, num_warps=8 if NS >= 4096 else 4)
     return lists
 
@@ -277,7 +309,7 @@ def _lists_by_kernel(vertical_idx: torch.Tensor, slash_offsets: torch.Tensor, T:
 def _lists_by_torch(vertical_idx: torch.Tensor, slash_offsets: torch.Tensor, T: int, block: int, block_n: int) -> dict:
     """The same lists from torch ops, for any number of offsets and columns."""
     lists = slash_spans(slash_offsets, T, block, block_n)
-    lists["slash"] = _bitmap(slash_offsets, T)
+    lists["col_bits"] = _bitmap(vertical_idx, T)
     # Vertical columns: sorted, de-duplicated, out-of-range ones pushed to T (above every row).
     cols = vertical_idx.to(torch.int32)
     cols = torch.where((cols >= 0) & (cols < T), cols, T).sort(dim=-1).values
@@ -290,16 +322,24 @@ def _lists_by_torch(vertical_idx: torch.Tensor, slash_offsets: torch.Tensor, T: 
 
 def build_work_lists(vertical_idx: torch.Tensor, slash_offsets: torch.Tensor, T: int, block: int, block_n: int,
                      by_kernel: bool | None = None) -> dict:
-    """Everything the kernel reads, built on the inputs' device (no host sync)."""
+    """Everything the kernel reads, built on the inputs' device (no host sync). Per query block, the columns
+    it reads: the first col_clean (whole tiles) older than every pair on a wide run, so no pair of theirs
+    is masked, and up to col_count, past which a column's pairs all lie on a band of offsets from 0 (or
+    above the block)."""
     if by_kernel is None:
         by_kernel = max(slash_offsets.shape[1], vertical_idx.shape[1]) <= MAX_ROW
     lists = (_lists_by_kernel if by_kernel else _lists_by_torch)(vertical_idx, slash_offsets, T, block, block_n)
-    H = vertical_idx.shape[0]
+    H, NS = lists["wide_lo"].shape
     nb = -(-T // block)
-    block_end = torch.arange(nb, device=vertical_idx.device, dtype=torch.int32) * block + block - 1
-    block_end = block_end.expand(H, nb).contiguous()
-    lists["live"] = torch.searchsorted(lists["lo"], block_end, right=True).int()  # spans with d0 <= block end
-    lists["col_count"] = torch.searchsorted(lists["cols"], block_end, right=True).int()
+    block_start = (torch.arange(nb, device=vertical_idx.device, dtype=torch.int32) * block).expand(H, nb)
+    lists["live"] = torch.searchsorted(lists["lo"], block_start + block - 1, right=True).int()  # spans with d0 <= block end
+    slot = torch.arange(NS, device=vertical_idx.device)
+    wide_max = torch.where(slot < lists["wide_count"][:, None], lists["wide_hi"], -1).amax(1, keepdim=True)
+    band = (lists["wide_count"][:, None] > 0) & (lists["wide_lo"][:, :1] == 0)
+    band_hi = torch.where(band, lists["wide_hi"][:, :1], -1)
+    clean = torch.searchsorted(lists["cols"], (block_start - 1 - wide_max).int(), right=True)
+    lists["col_clean"] = (clean // block_n * block_n).int()
+    lists["col_count"] = torch.searchsorted(lists["cols"], (block_start + block - 2 - band_hi).int(), right=True).int()
     return lists
 
 
@@ -352,7 +392,8 @@ def vertical_slash_attention(q, k, v, vertical_idx: torch.Tensor, slash_offsets:
     launch = {} if maxnreg is None else {"maxnreg": maxnreg}
     _vertical_slash_fwd[(Hq * nb,)](
         q, k, v, kdesc, vdesc, out, lists["slash"], lists["lo"], lists["hi"], lists["holes"], lists["live"],
-        lists["wide_lo"], lists["wide_hi"], lists["wide_count"], lists["cols"], lists["col_count"], vert_k, vert_v,
+        lists["wide_lo"], lists["wide_hi"], lists["wide_count"], lists["col_bits"], lists["cols"], lists["col_clean"],
+        lists["col_count"], vert_k, vert_v,
         T, D ** -0.5 * LOG2E, nb, lists["lo"].shape[1], lists["cols"].shape[1],
         q.stride(0), q.stride(1), k.stride(0), k.stride(1), v.stride(0), v.stride(1), out.stride(0), out.stride(1),
         GROUP=Hq // Hkv, HEAD_DIM=D, BLOCK=block, BLOCK_N=block_n, USE_TMA=tma, MASKED_STAGES=masked_stages,

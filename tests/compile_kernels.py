@@ -40,7 +40,8 @@ BLOCK_SPARSE_HOPPER = dict(BLOCK_SIZE=128, GROUP=7, HEAD_DIM=128, BLOCK_M=128, B
                            WARP_SPEC=False, KV_MAJOR=True)
 BLOCK_SPARSE_TILES = block_sparse._tiles(128, 128, hopper=True)  # the default launch on an H100
 VERTICAL_SLASH_ARGS = dict(TILE, KDesc="i32", VDesc="i32", SlashBits="*i8", SpanLo=I32, SpanHi=I32, SpanHoles="*i8",
-                           LiveSpans=I32, WideLo=I32, WideHi=I32, WideCount=I32, Cols=I32, ColCount=I32, VertK=BF16,
+                           LiveSpans=I32, WideLo=I32, WideHi=I32, WideCount=I32, ColBits="*i8", Cols=I32, ColClean=I32,
+                           ColCount=I32, VertK=BF16,
                            VertV=BF16)
 VERTICAL_SLASH_HOPPER = dict(GROUP=7, HEAD_DIM=128, BLOCK=128, BLOCK_N=128, USE_TMA=False, MASKED_STAGES=1)
 
@@ -77,7 +78,7 @@ CASES = [  # launch options as the wrappers' defaults set them (the prefill kern
                 BLOCK_N=vertical_slash.max_block(256)), arch=arch, num_warps=4, num_stages=2) for arch in (90, 80)),
     case("vertical_slash work lists", vertical_slash._work_lists,  # 128k: 5755 offsets, 1024 columns a head
          dict(Slash="*i64", Vert="*i64", SlashBits="*i8", SpanLo=I32, SpanHi=I32, SpanHoles="*i8",
-              WideLo=I32, WideHi=I32, WideCount=I32, Cols=I32, Scratch=I32), dict(NS=8192, NV=1024, BLOCK=128, BLOCK_N=64),
+              WideLo=I32, WideHi=I32, WideCount=I32, ColBits="*i8", Cols=I32, Scratch=I32), dict(NS=8192, NV=1024, BLOCK=128, BLOCK_N=64),
          num_warps=8),
     case("last_query_scores", estimate._column_and_diagonal_mass,
          dict(Q=BF16, K=BF16, LSE=F32, Cols=F32, Diags=F32, Scratch=F32, qk_scale="fp32"),

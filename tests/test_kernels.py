@@ -95,10 +95,10 @@ def slash_pattern(gen, T, Hq, block):
         (77, 4, 4, 64, 16, torch.float16, {"block_n": 16}),
         (200, 8, 2, 128, 32, torch.float32, {"block_n": 16}),
         (200, 8, 2, 64, 32, torch.float16, {"block_n": 16, "lists_by_torch": True}),
-        (150, 7, 1, 64, 16, torch.float16, {}),
+        (400, 7, 1, 64, 16, torch.float16, {}),  # whole tiles of old columns, unmasked
         (150, 2, 1, 256, 64, torch.float16, {}),  # head_dim 256: its largest tile
         (300, 4, 1, 64, 64, torch.float16, {"block_n": 32, "tma": True}),  # unmasked tiles read by TMA
-        (700, 2, 1, 64, 128, torch.float16, {"block_n": 64, "tma": True}),  # the H100's tile
+        (1600, 2, 1, 64, 128, torch.float16, {"block_n": 64, "tma": True}),  # the H100's tile
     ],
 )
 def test_vertical_slash_equals_reference(gen, T, Hq, Hkv, D, block, dtype, options, monkeypatch):
@@ -107,7 +107,8 @@ def test_vertical_slash_equals_reference(gen, T, Hq, Hkv, D, block, dtype, optio
 
         monkeypatch.setattr(vertical_slash, "MAX_ROW", 0)
     q, k, v = qkv(gen, T, Hq, Hkv, D, dtype)
-    vertical = torch.randint(-2, T + 3, (Hq, 9), generator=gen)  # some inside the band and on other slashes
+    # some inside the band and on other slashes; enough for whole tiles of old columns (unmasked)
+    vertical = torch.randint(-2, T + 3, (Hq, max(9, T // 6)), generator=gen)
     vertical[:, 1] = vertical[:, 0]
     slash = slash_pattern(gen, T, Hq, block)
     out = kernels.vertical_slash_attention(q, k, v, vertical, slash, block=block, **options)
@@ -118,7 +119,9 @@ def test_vertical_slash_equals_reference(gen, T, Hq, Hkv, D, block, dtype, optio
 def test_work_lists_cover_each_offset_once(gen, by_kernel):
     """The kernel's work lists, built by one Triton program or (rows too long for it) by torch ops: spans
     that hold every slash offset in [0, T) exactly once (a pair is counted by one span), sorted, with holes
-    flagged; wide runs are hole-free spans with an unmasked tile; columns sorted and unique."""
+    flagged; wide runs are hole-free spans with an unmasked tile, their offsets marked 2 in the slash bitmap;
+    columns sorted, unique and in their bitmap; per query block, the columns read unmasked are whole tiles
+    with no pair on a wide run, and the columns not read have all their pairs on the band."""
     from sftasks.kernels.vertical_slash import build_work_lists
 
     T, Hq, block, block_n = 3000, 3, 128, 64
@@ -130,6 +133,7 @@ def test_work_lists_cover_each_offset_once(gen, by_kernel):
         for h in range(Hq):
             want = sorted({int(o) for o in slash[h] if 0 <= o < T})
             assert lists["slash"][h].nonzero().flatten().tolist() == want
+            assert set(lists["slash"][h].tolist()) == {0, 1, 2}
             used = lists["lo"][h] < 2 * T
             lo, hi, holes = (lists[name][h][used].tolist() for name in ("lo", "hi", "holes"))
             assert (lists["lo"][h][~used] == 2 * T).all() and not used[int(used.sum()):].any()
@@ -142,8 +146,17 @@ def test_work_lists_cover_each_offset_once(gen, by_kernel):
             n = int(lists["wide_count"][h])
             assert list(zip(lists["wide_lo"][h][:n].tolist(), lists["wide_hi"][h][:n].tolist())) == wide
             assert wide[0][0] == 0 and wide[0][1] >= 3 * block + 4, f"the band (seed {gen.initial_seed()})"
+            on_wide = {o for a, b in wide for o in range(a, b + 1)}
+            assert (lists["slash"][h] == 2).nonzero().flatten().tolist() == sorted(on_wide)
             cols = sorted({int(c) for c in vertical[h] if 0 <= c < T})
             assert lists["cols"][h].tolist() == cols + [T] * (lists["cols"].shape[1] - len(cols))
+            assert lists["col_bits"][h].nonzero().flatten().tolist() == cols
+            for b, (clean, count) in enumerate(zip(lists["col_clean"][h].tolist(), lists["col_count"][h].tolist())):
+                rows = range(b * block, min(b * block + block, T))
+                assert clean % block_n == 0 and clean <= count <= len(cols)
+                assert all(0 <= i - c and i - c not in on_wide for c in cols[:clean] for i in rows)
+                assert all(i - c < 0 or i - c <= wide[0][1] for c in cols[count:] for i in rows)
+                assert clean + block_n > len([c for c in cols if c < rows[0] - max(on_wide)])  # none left masked
 
 
 @pytest.mark.parametrize("T, Hq, Hkv, D, last_q", [(77, 4, 4, 64, 20), (200, 8, 2, 128, 64), (150, 7, 1, 64, 150)])
