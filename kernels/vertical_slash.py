@@ -84,11 +84,11 @@ def _column_tile(VertK, VertV, row0, offs_n, offs_d, HEAD_DIM: tl.constexpr):
 @triton.jit
 def _vertical_slash_fwd(
     Q, K, V, KDesc, VDesc, Out, SlashBits, SpanLo, SpanHi, SpanHoles, LiveSpans, WideLo, WideHi, WideCount,
-    ColBits, Cols, ColClean, ColCount, VertK, VertV,
+    ColBits, Cols, ColClean, ColCount, VertK, VertV, VertKDesc, VertVDesc,
     T, qk_scale, num_blocks, max_spans, num_cols,
     stride_qt, stride_qh, stride_kt, stride_kh, stride_vt, stride_vh, stride_ot, stride_oh,
     GROUP: tl.constexpr, HEAD_DIM: tl.constexpr, BLOCK: tl.constexpr, BLOCK_N: tl.constexpr, USE_TMA: tl.constexpr,
-    MASKED_STAGES: tl.constexpr,
+    MASKED_STAGES: tl.constexpr, COL_TMA: tl.constexpr,
 ):
     head, qb = kv_major_program(tl.program_id(0), num_blocks, GROUP)
     kvh = head // GROUP
@@ -155,7 +155,11 @@ def _vertical_slash_fwd(
     n_cols = tl.load(ColCount + head * num_blocks + qb)
     vert = head * num_cols
     for c0 in range(0, n_clean, BLOCK_N):
-        k, v = _column_tile(VertK, VertV, vert + c0, offs_n, offs_d, HEAD_DIM)
+        if COL_TMA:
+            k = tl.trans(VertKDesc.load([vert + c0, 0]))
+            v = VertVDesc.load([vert + c0, 0])
+        else:
+            k, v = _column_tile(VertK, VertV, vert + c0, offs_n, offs_d, HEAD_DIM)
         acc, m_i, l_i = attend_tile(acc, m_i, l_i, q, k, v, qk_scale, 0, False)
     for c0 in tl.range(n_clean, n_cols, BLOCK_N, num_stages=MASKED_STAGES):  # module docstring
         k, v = _column_tile(VertK, VertV, vert + c0, offs_n, offs_d, HEAD_DIM)
@@ -352,7 +356,7 @@ def max_block(head_dim: int) -> int:
 def vertical_slash_attention(q, k, v, vertical_idx: torch.Tensor, slash_offsets: torch.Tensor, *,
                              block: int | None = None, block_n: int | None = None, num_warps: int | None = None,
                              num_stages: int | None = None, maxnreg: int | None = None, tma: bool | None = None,
-                             masked_stages: int | None = None,
+                             masked_stages: int | None = None, col_tma: bool = False,
                              out: torch.Tensor | None = None) -> torch.Tensor:
     """Causal GQA attention of q [T, Hq, D] where query i sees key j <= i iff j is in vertical_idx[h]
     or i - j is in slash_offsets[h] (vertical_idx [Hq, NV], slash_offsets [Hq, NS]; out-of-range
@@ -383,20 +387,25 @@ def vertical_slash_attention(q, k, v, vertical_idx: torch.Tensor, slash_offsets:
     rows = lists["cols"].clamp(max=T - 1).long()
     kv_head = (torch.arange(Hq, device=q.device) // (Hq // Hkv)).unsqueeze(1)
     vert_k, vert_v = k[rows, kv_head].contiguous(), v[rows, kv_head].contiguous()  # [Hq, NV, D]
-    kdesc = vdesc = None
+    kdesc = vdesc = vert_kdesc = vert_vdesc = None
     if tma:
         from triton.tools.tensor_descriptor import TensorDescriptor
 
         kdesc, vdesc = (TensorDescriptor(x, [T, Hkv * D], [x.stride(0), 1], [block_n, D]) for x in (k, v))
+    col_tma = col_tma and tma
+    if col_tma:
+        vert_kdesc, vert_vdesc = (TensorDescriptor(x, [x.shape[0] * x.shape[1], D], [D, 1], [block_n, D])
+                                  for x in (vert_k, vert_v))
     out = torch.empty_like(q) if out is None else out
     launch = {} if maxnreg is None else {"maxnreg": maxnreg}
     _vertical_slash_fwd[(Hq * nb,)](
         q, k, v, kdesc, vdesc, out, lists["slash"], lists["lo"], lists["hi"], lists["holes"], lists["live"],
         lists["wide_lo"], lists["wide_hi"], lists["wide_count"], lists["col_bits"], lists["cols"], lists["col_clean"],
-        lists["col_count"], vert_k, vert_v,
+        lists["col_count"], vert_k, vert_v, vert_kdesc, vert_vdesc,
         T, D ** -0.5 * LOG2E, nb, lists["lo"].shape[1], lists["cols"].shape[1],
         q.stride(0), q.stride(1), k.stride(0), k.stride(1), v.stride(0), v.stride(1), out.stride(0), out.stride(1),
         GROUP=Hq // Hkv, HEAD_DIM=D, BLOCK=block, BLOCK_N=block_n, USE_TMA=tma, MASKED_STAGES=masked_stages,
+        COL_TMA=col_tma,
         num_warps=num_warps or (8 if block >= 128 else 4), num_stages=num_stages or 2, **launch,
     )
     return out

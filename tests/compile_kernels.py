@@ -41,9 +41,9 @@ BLOCK_SPARSE_HOPPER = dict(BLOCK_SIZE=128, GROUP=7, HEAD_DIM=128, BLOCK_M=128, B
 BLOCK_SPARSE_TILES = block_sparse._tiles(128, 128, hopper=True)  # the default launch on an H100
 VERTICAL_SLASH_ARGS = dict(TILE, KDesc="i32", VDesc="i32", SlashBits="*i8", SpanLo=I32, SpanHi=I32, SpanHoles="*i8",
                            LiveSpans=I32, WideLo=I32, WideHi=I32, WideCount=I32, ColBits="*i8", Cols=I32, ColClean=I32,
-                           ColCount=I32, VertK=BF16,
-                           VertV=BF16)
-VERTICAL_SLASH_HOPPER = dict(GROUP=7, HEAD_DIM=128, BLOCK=128, BLOCK_N=128, USE_TMA=False, MASKED_STAGES=1)
+                           ColCount=I32, VertK=BF16, VertV=BF16, VertKDesc="i32", VertVDesc="i32")
+VERTICAL_SLASH_HOPPER = dict(GROUP=7, HEAD_DIM=128, BLOCK=128, BLOCK_N=128, USE_TMA=False, MASKED_STAGES=1,
+                             COL_TMA=False)
 
 TMA_KV = {name: f"tensordesc<bf16[{BLOCK_SPARSE_TILES[1]},{BLOCK_SPARSE_HOPPER['HEAD_DIM']}]>"  # [BLOCK_N, D] boxes
           for name in ("KDesc", "VDesc")}
@@ -64,6 +64,10 @@ CASES = [  # launch options as the wrappers' defaults set them (the prefill kern
          num_stages=2),
     case("vertical_slash", vertical_slash._vertical_slash_fwd, dict(VERTICAL_SLASH_ARGS, **TMA_KV),  # the H100 default
          dict(VERTICAL_SLASH_HOPPER, BLOCK_N=64, USE_TMA=True, MASKED_STAGES=2), num_warps=8, num_stages=2, maxnreg=128),
+    case("vertical_slash column tma", vertical_slash._vertical_slash_fwd,
+         dict(VERTICAL_SLASH_ARGS, **TMA_KV, **{"Vert" + n: t for n, t in TMA_KV.items()}),
+         dict(VERTICAL_SLASH_HOPPER, BLOCK_N=64, USE_TMA=True, MASKED_STAGES=2, COL_TMA=True), num_warps=8, num_stages=2,
+         maxnreg=128),
     case("vertical_slash pointers", vertical_slash._vertical_slash_fwd, VERTICAL_SLASH_ARGS,
          dict(VERTICAL_SLASH_HOPPER, BLOCK_N=64, MASKED_STAGES=2), num_warps=8, num_stages=2, maxnreg=128),
     case("vertical_slash block_n=128", vertical_slash._vertical_slash_fwd, VERTICAL_SLASH_ARGS, VERTICAL_SLASH_HOPPER,
