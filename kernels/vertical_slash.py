@@ -16,14 +16,15 @@ list is each head's span table, the same for every query block: one Triton progr
      span with holes); a narrow span (not a wide run) leaves keys that are columns to loop 3, one
      column-bitmap lookup a key;
   3. the vertical columns, BLOCK_N at a time from per-head copies of their K/V rows: every pair of a column
-     off the wide runs. Columns older than the block's every wide-run pair (most of them) need no mask;
-     the few near the band's far edge are masked to j <= i and i - j off the wide runs (the slash bitmap
-     holds 2 there); columns whose every pair lies on a band of offsets from 0 are not read.
-The masked loops are software-pipelined only under the H100 tile's 128-register cap, where ptxas serialises
-the kernel's wgmma for want of registers anyway (as in the block-sparse kernel; two programs an SM hide
-it). Uncapped, pipelined masked loops made ptxas serialise every wgmma of the kernel, loop 1's included
-("non wgmma instructions defining accumulator registers"; 42.1 vs 40.1 ms at 128k, bench/RESULTS.md); a
-compile test holds this. The grid runs one KV head's programs together, as the block-sparse kernel does.
+     off the wide runs. Columns older than the block's every wide-run pair (most of them) need no mask
+     (their copies read through TMA on an H100); the few near the band's far edge are masked to j <= i and
+     i - j off the wide runs (the slash bitmap holds 2 there); columns whose every pair lies on a band of
+     offsets from 0 are not read.
+The masked loops are not software-pipelined (`masked_stages`, default 1). Uncapped, pipelined masked loops
+made ptxas serialise every wgmma of the kernel, loop 1's included ("non wgmma instructions defining
+accumulator registers"; 42.1 vs 40.1 ms at 128k), and under the H100 tile's register cap they timed 0.2-0.35
+ms slower at 128k (bench/RESULTS.md); a compile test holds the first. The grid runs one KV head's programs
+together, as the block-sparse kernel does.
 """
 
 from __future__ import annotations
@@ -88,7 +89,7 @@ def _vertical_slash_fwd(
     T, qk_scale, num_blocks, max_spans, num_cols,
     stride_qt, stride_qh, stride_kt, stride_kh, stride_vt, stride_vh, stride_ot, stride_oh,
     GROUP: tl.constexpr, HEAD_DIM: tl.constexpr, BLOCK: tl.constexpr, BLOCK_N: tl.constexpr, USE_TMA: tl.constexpr,
-    MASKED_STAGES: tl.constexpr, COL_TMA: tl.constexpr,
+    MASKED_STAGES: tl.constexpr,
 ):
     head, qb = kv_major_program(tl.program_id(0), num_blocks, GROUP)
     kvh = head // GROUP
@@ -155,7 +156,7 @@ def _vertical_slash_fwd(
     n_cols = tl.load(ColCount + head * num_blocks + qb)
     vert = head * num_cols
     for c0 in range(0, n_clean, BLOCK_N):
-        if COL_TMA:
+        if USE_TMA:
             k = tl.trans(VertKDesc.load([vert + c0, 0]))
             v = VertVDesc.load([vert + c0, 0])
         else:
@@ -356,7 +357,7 @@ def max_block(head_dim: int) -> int:
 def vertical_slash_attention(q, k, v, vertical_idx: torch.Tensor, slash_offsets: torch.Tensor, *,
                              block: int | None = None, block_n: int | None = None, num_warps: int | None = None,
                              num_stages: int | None = None, maxnreg: int | None = None, tma: bool | None = None,
-                             masked_stages: int | None = None, col_tma: bool = False,
+                             masked_stages: int = 1,
                              out: torch.Tensor | None = None) -> torch.Tensor:
     """Causal GQA attention of q [T, Hq, D] where query i sees key j <= i iff j is in vertical_idx[h]
     or i - j is in slash_offsets[h] (vertical_idx [Hq, NV], slash_offsets [Hq, NS]; out-of-range
@@ -379,8 +380,6 @@ def vertical_slash_attention(q, k, v, vertical_idx: torch.Tensor, slash_offsets:
         maxnreg = 128
     if tma is None:
         tma = h100_default
-    if masked_stages is None:  # module docstring: masked loops pipelined only where wgmma is serialised anyway
-        masked_stages = 2 if maxnreg is not None and maxnreg <= 128 else 1
     tma = tma and tma_rows(k) and tma_rows(v)
     lists = build_work_lists(vertical_idx.to(q.device), slash_offsets.to(q.device), T, block, block_n)
     nb = -(-T // block)
@@ -392,8 +391,6 @@ def vertical_slash_attention(q, k, v, vertical_idx: torch.Tensor, slash_offsets:
         from triton.tools.tensor_descriptor import TensorDescriptor
 
         kdesc, vdesc = (TensorDescriptor(x, [T, Hkv * D], [x.stride(0), 1], [block_n, D]) for x in (k, v))
-    col_tma = col_tma and tma
-    if col_tma:
         vert_kdesc, vert_vdesc = (TensorDescriptor(x, [x.shape[0] * x.shape[1], D], [D, 1], [block_n, D])
                                   for x in (vert_k, vert_v))
     out = torch.empty_like(q) if out is None else out
@@ -405,7 +402,6 @@ def vertical_slash_attention(q, k, v, vertical_idx: torch.Tensor, slash_offsets:
         T, D ** -0.5 * LOG2E, nb, lists["lo"].shape[1], lists["cols"].shape[1],
         q.stride(0), q.stride(1), k.stride(0), k.stride(1), v.stride(0), v.stride(1), out.stride(0), out.stride(1),
         GROUP=Hq // Hkv, HEAD_DIM=D, BLOCK=block, BLOCK_N=block_n, USE_TMA=tma, MASKED_STAGES=masked_stages,
-        COL_TMA=col_tma,
         num_warps=num_warps or (8 if block >= 128 else 4), num_stages=num_stages or 2, **launch,
     )
     return out
