@@ -306,8 +306,8 @@ def _lists_by_kernel(vertical_idx: torch.Tensor, slash_offsets: torch.Tensor, T:
     _work_lists[(H,)](
         slash_offsets.contiguous(), vertical_idx.contiguous(), SlashBits=lists["slash"], SpanLo=lists["lo"],
         SpanHi=lists["hi"], SpanHoles=lists["holes"], WideLo=lists["wide_lo"], WideHi=lists["wide_hi"],
-        WideCount=lists["wide_count"], ColBits=lists["col_bits"], Cols=lists["cols"], Scratch=torch.empty(H, NS, **i32), T=T, n_slash=n_slash,
-        n_vert=n_vert, NS=NS, NV=NV, BLOCK=block, BLOCK_N=block_n, num_warps=8 if NS >= 4096 else 4)
+        WideCount=lists["wide_count"], ColBits=lists["col_bits"], Cols=lists["cols"], Scratch=torch.empty(H, NS, **i32),
+        T=T, n_slash=n_slash, n_vert=n_vert, NS=NS, NV=NV, BLOCK=block, BLOCK_N=block_n, num_warps=8 if NS >= 4096 else 4)
     return lists
 
 
@@ -337,7 +337,7 @@ def build_work_lists(vertical_idx: torch.Tensor, slash_offsets: torch.Tensor, T:
     H, NS = lists["wide_lo"].shape
     nb = -(-T // block)
     block_start = (torch.arange(nb, device=vertical_idx.device, dtype=torch.int32) * block).expand(H, nb)
-    lists["live"] = torch.searchsorted(lists["lo"], block_start + block - 1, right=True).int()  # spans with d0 <= block end
+    lists["live"] = torch.searchsorted(lists["lo"], block_start + block - 1, right=True).int()  # d0 <= block end
     slot = torch.arange(NS, device=vertical_idx.device)
     wide_max = torch.where(slot < lists["wide_count"][:, None], lists["wide_hi"], -1).amax(1, keepdim=True)
     band = (lists["wide_count"][:, None] > 0) & (lists["wide_lo"][:, :1] == 0)

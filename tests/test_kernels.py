@@ -127,7 +127,7 @@ def test_work_lists_cover_each_offset_once(gen, by_kernel):
     T, Hq, block, block_n = 3000, 3, 128, 64
     for _ in range(2):
         slash = slash_pattern(gen, T, Hq, block)
-        vertical = torch.randint(-2, T + 3, (Hq, 40), generator=gen)
+        vertical = torch.randint(-2, T + 3, (Hq, 400), generator=gen)
         vertical[:, 1] = vertical[:, 0]
         lists = build_work_lists(vertical, slash, T, block, block_n, by_kernel=by_kernel)
         for h in range(Hq):
@@ -151,12 +151,17 @@ def test_work_lists_cover_each_offset_once(gen, by_kernel):
             cols = sorted({int(c) for c in vertical[h] if 0 <= c < T})
             assert lists["cols"][h].tolist() == cols + [T] * (lists["cols"].shape[1] - len(cols))
             assert lists["col_bits"][h].nonzero().flatten().tolist() == cols
+            wide_offsets = torch.tensor(sorted(on_wide))
             for b, (clean, count) in enumerate(zip(lists["col_clean"][h].tolist(), lists["col_count"][h].tolist())):
-                rows = range(b * block, min(b * block + block, T))
+                rows = torch.arange(b * block, min(b * block + block, T))[:, None]
                 assert clean % block_n == 0 and clean <= count <= len(cols)
-                assert all(0 <= i - c and i - c not in on_wide for c in cols[:clean] for i in rows)
-                assert all(i - c < 0 or i - c <= wide[0][1] for c in cols[count:] for i in rows)
-                assert clean + block_n > len([c for c in cols if c < rows[0] - max(on_wide)])  # none left masked
+                unmasked = rows - torch.tensor(cols[:clean], dtype=torch.long)  # every pair kept, none on a wide run
+                assert (unmasked >= 0).all() and not torch.isin(unmasked, wide_offsets).any()
+                not_read = rows - torch.tensor(cols[count:], dtype=torch.long)  # no pair but the band's
+                assert ((not_read < 0) | (not_read <= wide[0][1])).all()
+                # fewer than a tile of the columns that could run unmasked are left to the masked loop
+                assert clean + block_n > sum(c < b * block - max(on_wide) for c in cols)
+        assert int(lists["col_clean"].sum()) > 0
 
 
 @pytest.mark.parametrize("T, Hq, Hkv, D, last_q", [(77, 4, 4, 64, 20), (200, 8, 2, 128, 64), (150, 7, 1, 64, 150)])
