@@ -131,7 +131,7 @@ def sweep(T: int, parts: str = "block_sparse,vertical_slash,quest") -> None:
     patterns = {"full pattern": (cols, slashes), "band only": (cols[:, :0], slashes[:, :band]),
                 "band + clusters": (cols[:, :0], slashes), "band + columns": (cols, slashes[:, :band])}
     for name, (c, sl) in patterns.items() if "vertical_slash" in parts else ():
-        for opts in ({}, {"masked_stages": 1}, {"tma": False}, {"block_n": 128}) if name == "full pattern" else ({},):
+        for opts in ({}, {"masked_stages": 2}, {"tma": False}, {"block_n": 128}) if name == "full pattern" else ({},):
             t = bench(lambda: kernels.vertical_slash_attention(q, k, v, c, sl, **opts))
             print(f"sweep vertical-slash T={T} {name} {opts}: {t:.2f} ms", flush=True)
     if "quest" not in parts:
