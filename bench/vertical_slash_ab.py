@@ -4,7 +4,7 @@ The table's pattern (bench/kernels.py: 1024 columns, a band of 4% of T, 8 cluste
 its parts, the two kernels interleaved, two reps each, lists built inside the timing; outputs compared.
 Each --options adds this checkout's kernel with those keyword options (its tuning knobs) to the whole pattern.
   git worktree add /tmp/base <commit> && python bench/vertical_slash_ab.py --base /tmp/base [--lengths 128k]
-      [--options '{"masked_stages": 1}' ...]
+      [--options '{"masked_stages": 2}' ...]
 """
 
 from __future__ import annotations
