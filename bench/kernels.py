@@ -102,6 +102,13 @@ def vertical_slash_pattern(T: int, gen: torch.Generator) -> tuple[torch.Tensor, 
     return cols, slashes
 
 
+def vertical_slash_parts(cols: torch.Tensor, slashes: torch.Tensor, T: int) -> dict:
+    """The pattern and its parts, each (columns, offsets): the band is the first 4% of T offsets."""
+    band = int(0.04 * T)
+    return {"whole": (cols, slashes), "band only": (cols[:, :0], slashes[:, :band]),
+            "band + clusters": (cols[:, :0], slashes), "band + columns": (cols, slashes[:, :band])}
+
+
 def dense_prefill(q, k, v, backend):
     qh, kh, vh = (x.transpose(0, 1).unsqueeze(0) for x in (q, k, v))
     with sdpa_kernel(backend):
@@ -126,12 +133,11 @@ def sweep(T: int, parts: str = "block_sparse,vertical_slash,quest") -> None:
     for name, idx in fixed_cost_patterns(T, gen).items() if "fixed_costs" in parts else ():
         t = bench(lambda: kernels.block_sparse_attention(q, k, v, idx, BLOCK))
         print(f"sweep block-sparse fixed costs T={T} {name}: {t:.3f} ms", flush=True)
-    cols, slashes = vertical_slash_pattern(T, gen)
-    band = int(0.04 * T)
-    patterns = {"full pattern": (cols, slashes), "band only": (cols[:, :0], slashes[:, :band]),
-                "band + clusters": (cols[:, :0], slashes), "band + columns": (cols, slashes[:, :band])}
+    patterns = vertical_slash_parts(*vertical_slash_pattern(T, gen), T)
+    knobs = ({}, {"masked_stages": 2}, {"tma": False}, {"block_n": 128}, {"prefetch": 16},
+             {"prefetch": 1, "spans_first": True})
     for name, (c, sl) in patterns.items() if "vertical_slash" in parts else ():
-        for opts in ({}, {"masked_stages": 2}, {"tma": False}, {"block_n": 128}) if name == "full pattern" else ({},):
+        for opts in knobs if name == "whole" else ({},):
             t = bench(lambda: kernels.vertical_slash_attention(q, k, v, c, sl, **opts))
             print(f"sweep vertical-slash T={T} {name} {opts}: {t:.2f} ms", flush=True)
     if "quest" not in parts:

@@ -2,7 +2,8 @@
 
 The table's pattern (bench/kernels.py: 1024 columns, a band of 4% of T, 8 clusters of 64 diagonals) and
 its parts, the two kernels interleaved, two reps each, lists built inside the timing; outputs compared.
-Each --options adds this checkout's kernel with those keyword options (its tuning knobs) to the whole pattern.
+Each --options adds this checkout's kernel with those keyword options (its tuning knobs) to the whole pattern
+and to the band + clusters part.
   git worktree add /tmp/base <commit> && python bench/vertical_slash_ab.py --base /tmp/base [--lengths 128k]
       [--options '{"masked_stages": 2}' ...]
 """
@@ -21,7 +22,8 @@ from sftasks.kernels import vertical_slash
 from sftasks.lengths import parse_length
 from sftasks.methods.vertical_slash import vertical_slash_pairs
 
-from kernels import D, DTYPE, HKV, HQ, bench, dense_prefill, vertical_slash_pattern  # bench/kernels.py
+from kernels import (  # bench/kernels.py
+    D, DTYPE, HKV, HQ, bench, dense_prefill, vertical_slash_parts, vertical_slash_pattern)
 from quest_ab import import_base_kernels
 
 
@@ -29,6 +31,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--base", type=Path, required=True, help="a checkout of the commit to compare against")
     ap.add_argument("--lengths", default="128k")
+    ap.add_argument("--parts", default="whole,band only,band + clusters,band + columns",
+                    help="which of the pattern's parts to time, comma-separated")
     ap.add_argument("--options", type=json.loads, action="append", default=[], help="a JSON object of keyword options")
     args = ap.parse_args()
     base = import_base_kernels(args.base, "vertical_slash")
@@ -39,16 +43,14 @@ def main() -> None:
         q = torch.randn(T, HQ, D, device="cuda", dtype=DTYPE)
         k, v = (torch.randn(T, HKV, D, device="cuda", dtype=DTYPE) for _ in range(2))
         cols, slashes = vertical_slash_pattern(T, gen)
-        band = int(0.04 * T)
         kept = float(vertical_slash_pairs(cols.cpu(), slashes.cpu(), T).sum()) / (HQ * T * (T + 1) / 2)
         ke, ve = (x.repeat_interleave(HQ // HKV, dim=1) for x in (k, v))
         cudnn = statistics.median(bench(lambda: dense_prefill(q, ke, ve, SDPBackend.CUDNN_ATTENTION)) for _ in range(3))
         del ke, ve
-        parts = {"whole": (cols, slashes), "band only": (cols[:, :0], slashes[:, :band]),
-                 "band + clusters": (cols[:, :0], slashes), "band + columns": (cols, slashes[:, :band])}
-        for name, (c, sl) in parts.items():
+        parts = vertical_slash_parts(cols, slashes, T)
+        for name, (c, sl) in ((n, parts[n]) for n in args.parts.split(",")):
             runs = {"base": (base, {}), "this": (vertical_slash, {})}
-            if name == "whole":
+            if name in ("whole", "band + clusters"):
                 runs.update({json.dumps(o): (vertical_slash, o) for o in args.options})
             times = {key: [] for key in runs}
             for _ in range(2):
@@ -64,8 +66,11 @@ def main() -> None:
             print("| " + " | ".join(cells) + " |", flush=True)
             for key in list(times)[2:]:
                 ms = statistics.median(times[key])
+                out = vertical_slash.vertical_slash_attention(q, k, v, c, sl, **runs[key][1])
+                diff = (out.float() - base.vertical_slash_attention(q, k, v, c, sl).float()).abs().max().item()
+                pct = f"{cudnn / ms * kept:.1%}" if name == "whole" else ""
                 print(f"|   | this checkout with {key} |   | {ms:.2f} ({' '.join(f'{x:.2f}' for x in times[key])}) "
-                      f"| {cudnn / ms * kept:.1%} |   |")
+                      f"| {pct} | {diff:.1e} |")
         print(f"(cuDNN dense {cudnn:.2f} ms at {T // 1024}k; {kept:.1%} of causal pairs kept)", flush=True)
 
 

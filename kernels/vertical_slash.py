@@ -25,6 +25,12 @@ made ptxas serialise every wgmma of the kernel, loop 1's included ("non wgmma in
 accumulator registers"; 42.1 vs 40.1 ms at 128k), and under the H100 tile's register cap they timed 0.2-0.35
 ms slower at 128k (bench/RESULTS.md); a compile test holds the first. The grid runs one KV head's programs
 together, as the block-sparse kernel does.
+
+Two knobs, off by default, for the clusters' tiles, whose keys lie far back and mostly miss L2 at 128k
+(each head's clusters sweep its K/V, 67 MB a KV head against 50 MB of L2): `prefetch=n` asks L2 for their
+K/V rows (a PTX prefetch, NVIDIA only) when n band tiles remain, so the lines arrive while the band runs;
+`spans_first` runs loop 2 before loop 1 (with `prefetch`, the prefetch is issued at the start). Not yet
+timed (bench/RESULTS.md).
 """
 
 from __future__ import annotations
@@ -74,6 +80,75 @@ def _masked_span_tile(acc, m_i, l_i, q, k_base, v_base, slash, col_bits, rows, k
 
 
 @triton.jit
+def _band_tiles(acc, m_i, l_i, q, KDesc, VDesc, k_base, v_base, kvh, anchor, lo, hi, offs_n, qk_scale, stride_kt,
+                stride_vt, HEAD_DIM: tl.constexpr, BLOCK_N: tl.constexpr, USE_TMA: tl.constexpr):
+    """Unmasked tiles lo..hi of a wide run (tile t: keys anchor + t * BLOCK_N + [0, BLOCK_N)), pipelined."""
+    for t in range(lo, hi):
+        key0 = anchor + t * BLOCK_N
+        if USE_TMA:
+            k = tl.trans(KDesc.load([key0, kvh * HEAD_DIM]))
+            v = VDesc.load([key0, kvh * HEAD_DIM])
+        else:
+            keys = (key0 + offs_n).to(tl.int64)
+            k = tl.load(k_base + keys[None, :] * stride_kt)
+            v = tl.load(v_base + keys[:, None] * stride_vt)
+        acc, m_i, l_i = attend_tile(acc, m_i, l_i, q, k, v, qk_scale, 0, False)
+    return acc, m_i, l_i
+
+
+@triton.jit
+def _masked_spans(acc, m_i, l_i, q, k_base, v_base, slash, col_bits, rows, SpanLo, SpanHi, SpanHoles, spans, n_live,
+                  r0, offs_n, T, qk_scale, stride_kt, stride_vt, BLOCK: tl.constexpr, BLOCK_N: tl.constexpr,
+                  MASKED_STAGES: tl.constexpr):
+    """Every tile of the block's live spans (sorted by d0) that loop 1 does not run: masked."""
+    for s in range(0, n_live):
+        d0 = tl.load(SpanLo + spans + s)
+        d1 = tl.load(SpanHi + spans + s)
+        holes = tl.load(SpanHoles + spans + s)
+        narrow = tl.load(slash + d0) != 2  # not a wide run
+        first, whole_lo, whole_hi, count = _span_tiles(d0, d1, holes, r0, BLOCK, BLOCK_N)
+        if holes != 0:  # every tile masked, and a bitmap lookup a pair: a loop of its own, out of the common one's
+            for t in tl.range(first, count, num_stages=1):  # way (pipelined, its buffers took 160 KB in all)
+                acc, m_i, l_i = _masked_span_tile(acc, m_i, l_i, q, k_base, v_base, slash, col_bits, rows,
+                                                  r0 - d1 + t * BLOCK_N, d0, d1, narrow, offs_n, T, qk_scale,
+                                                  stride_kt, stride_vt, True)
+        else:
+            has_whole = whole_hi > whole_lo
+            before = tl.where(has_whole, whole_lo, count) - first  # masked tiles before the unmasked ones
+            after = tl.where(has_whole, whole_hi, count)  # ... and the first one after them
+            for j in tl.range(0, before + count - after, num_stages=MASKED_STAGES):  # module docstring
+                t = tl.where(j < before, first + j, after + j - before)
+                acc, m_i, l_i = _masked_span_tile(acc, m_i, l_i, q, k_base, v_base, slash, col_bits, rows,
+                                                  r0 - d1 + t * BLOCK_N, d0, d1, narrow, offs_n, T, qk_scale,
+                                                  stride_kt, stride_vt, False)
+    return acc, m_i, l_i
+
+
+@triton.jit
+def _prefetch_l2(ptrs):
+    """Ask L2 for the 128-byte lines at ptrs: no registers filled, nothing waits."""
+    tl.inline_asm_elementwise("prefetch.global.L2 [$1];\n\tmov.u32 $0, 0;", "=r,l", [ptrs], dtype=tl.int32,
+                              is_pure=False, pack=1)
+
+
+@triton.jit
+def _prefetch_narrow_spans(K, V, slash, SpanLo, SpanHi, spans, n_live, r0, T, stride_kt, stride_vt,
+                           HEAD_DIM: tl.constexpr, BLOCK: tl.constexpr, LINE: tl.constexpr):
+    """The K/V rows of the block's narrow spans (clusters: keys far back, mostly not in L2), asked of L2 ahead
+    of their tiles' loads. 2 * BLOCK keys a span: all of a span up to BLOCK + 1 offsets wide (LINE elements
+    make a 128-byte line)."""
+    keys0 = tl.arange(0, 2 * BLOCK)
+    lines = tl.arange(0, HEAD_DIM // LINE) * LINE
+    for s in range(0, n_live):
+        d0 = tl.load(SpanLo + spans + s)
+        if tl.load(slash + d0) != 2:
+            d1 = tl.load(SpanHi + spans + s)
+            keys = tl.minimum(tl.maximum(r0 - d1 + keys0, 0), T - 1).to(tl.int64)
+            _prefetch_l2(K + keys[:, None] * stride_kt + lines[None, :])
+            _prefetch_l2(V + keys[:, None] * stride_vt + lines[None, :])
+
+
+@triton.jit
 def _column_tile(VertK, VertV, row0, offs_n, offs_d, HEAD_DIM: tl.constexpr):
     """K (transposed) and V of BLOCK_N columns, rows row0 + [0, BLOCK_N) of the [Hq * NV, D] copies."""
     rows = (row0 + offs_n).to(tl.int64)
@@ -89,7 +164,7 @@ def _vertical_slash_fwd(
     T, qk_scale, num_blocks, max_spans, num_cols,
     stride_qt, stride_qh, stride_kt, stride_kh, stride_vt, stride_vh, stride_ot, stride_oh,
     GROUP: tl.constexpr, HEAD_DIM: tl.constexpr, BLOCK: tl.constexpr, BLOCK_N: tl.constexpr, USE_TMA: tl.constexpr,
-    MASKED_STAGES: tl.constexpr,
+    MASKED_STAGES: tl.constexpr, PREFETCH: tl.constexpr, SPANS_FIRST: tl.constexpr, PF_LINE: tl.constexpr,
 ):
     head, qb = kv_major_program(tl.program_id(0), num_blocks, GROUP)
     kvh = head // GROUP
@@ -111,43 +186,44 @@ def _vertical_slash_fwd(
     m_i = tl.full([BLOCK], float("-inf"), dtype=tl.float32)
     l_i = tl.zeros([BLOCK], dtype=tl.float32)
 
+    n_live = tl.load(LiveSpans + head * num_blocks + qb)
+    n_wide = tl.load(WideCount + head)
+    k_head = K + kvh * stride_kh
+    v_head = V + kvh * stride_vh
+    if SPANS_FIRST:  # loop 2 first (what a prefetch asked for arrives while it runs)
+        if PREFETCH > 0:
+            _prefetch_narrow_spans(k_head, v_head, slash, SpanLo, SpanHi, spans, n_live, r0, T, stride_kt, stride_vt,
+                                   HEAD_DIM, BLOCK, PF_LINE)
+        acc, m_i, l_i = _masked_spans(acc, m_i, l_i, q, k_base, v_base, slash, col_bits, rows, SpanLo, SpanHi,
+                                      SpanHoles, spans, n_live, r0, offs_n, T, qk_scale, stride_kt, stride_vt,
+                                      BLOCK, BLOCK_N, MASKED_STAGES)
+    elif PREFETCH > 0:
+        if n_wide == 0:  # no band to hide the prefetch behind
+            _prefetch_narrow_spans(k_head, v_head, slash, SpanLo, SpanHi, spans, n_live, r0, T, stride_kt, stride_vt,
+                                   HEAD_DIM, BLOCK, PF_LINE)
+
     # 1. the unmasked tiles of the wide runs (few: usually one local band), pipelined
-    for s in range(0, tl.load(WideCount + head)):
+    for s in range(0, n_wide):
         d0 = tl.load(WideLo + spans + s)
         d1 = tl.load(WideHi + spans + s)
         _, whole_lo, whole_hi, _ = _span_tiles(d0, d1, 0, r0, BLOCK, BLOCK_N)
-        for t in range(whole_lo, whole_hi):
-            key0 = r0 - d1 + t * BLOCK_N
-            if USE_TMA:
-                k = tl.trans(KDesc.load([key0, kvh * HEAD_DIM]))
-                v = VDesc.load([key0, kvh * HEAD_DIM])
-            else:
-                keys = (key0 + offs_n).to(tl.int64)
-                k = tl.load(k_base + keys[None, :] * stride_kt)
-                v = tl.load(v_base + keys[:, None] * stride_vt)
-            acc, m_i, l_i = attend_tile(acc, m_i, l_i, q, k, v, qk_scale, 0, False)
-
-    # 2. every other tile of the spans that reach this block (spans sorted by d0)
-    for s in range(0, tl.load(LiveSpans + head * num_blocks + qb)):
-        d0 = tl.load(SpanLo + spans + s)
-        d1 = tl.load(SpanHi + spans + s)
-        holes = tl.load(SpanHoles + spans + s)
-        narrow = tl.load(slash + d0) != 2  # not a wide run
-        first, whole_lo, whole_hi, count = _span_tiles(d0, d1, holes, r0, BLOCK, BLOCK_N)
-        if holes != 0:  # every tile masked, and a bitmap lookup a pair: a loop of its own, out of the common one's
-            for t in tl.range(first, count, num_stages=1):  # way (pipelined, its buffers took 160 KB in all)
-                acc, m_i, l_i = _masked_span_tile(acc, m_i, l_i, q, k_base, v_base, slash, col_bits, rows,
-                                                  r0 - d1 + t * BLOCK_N, d0, d1, narrow, offs_n, T, qk_scale,
-                                                  stride_kt, stride_vt, True)
+        if PREFETCH > 0 and not SPANS_FIRST:  # the spans' K/V asked of L2 PREFETCH tiles before the last band ends
+            split = tl.where(s == n_wide - 1, tl.maximum(whole_hi - PREFETCH, whole_lo), whole_hi)
+            acc, m_i, l_i = _band_tiles(acc, m_i, l_i, q, KDesc, VDesc, k_base, v_base, kvh, r0 - d1, whole_lo, split,
+                                        offs_n, qk_scale, stride_kt, stride_vt, HEAD_DIM, BLOCK_N, USE_TMA)
+            if s == n_wide - 1:
+                _prefetch_narrow_spans(k_head, v_head, slash, SpanLo, SpanHi, spans, n_live, r0, T, stride_kt,
+                                       stride_vt, HEAD_DIM, BLOCK, PF_LINE)
+            acc, m_i, l_i = _band_tiles(acc, m_i, l_i, q, KDesc, VDesc, k_base, v_base, kvh, r0 - d1, split, whole_hi,
+                                        offs_n, qk_scale, stride_kt, stride_vt, HEAD_DIM, BLOCK_N, USE_TMA)
         else:
-            has_whole = whole_hi > whole_lo
-            before = tl.where(has_whole, whole_lo, count) - first  # masked tiles before the unmasked ones
-            after = tl.where(has_whole, whole_hi, count)  # ... and the first one after them
-            for j in tl.range(0, before + count - after, num_stages=MASKED_STAGES):  # module docstring
-                t = tl.where(j < before, first + j, after + j - before)
-                acc, m_i, l_i = _masked_span_tile(acc, m_i, l_i, q, k_base, v_base, slash, col_bits, rows,
-                                                  r0 - d1 + t * BLOCK_N, d0, d1, narrow, offs_n, T, qk_scale,
-                                                  stride_kt, stride_vt, False)
+            acc, m_i, l_i = _band_tiles(acc, m_i, l_i, q, KDesc, VDesc, k_base, v_base, kvh, r0 - d1, whole_lo,
+                                        whole_hi, offs_n, qk_scale, stride_kt, stride_vt, HEAD_DIM, BLOCK_N, USE_TMA)
+
+    if not SPANS_FIRST:  # 2. every other tile of the spans that reach this block
+        acc, m_i, l_i = _masked_spans(acc, m_i, l_i, q, k_base, v_base, slash, col_bits, rows, SpanLo, SpanHi,
+                                      SpanHoles, spans, n_live, r0, offs_n, T, qk_scale, stride_kt, stride_vt,
+                                      BLOCK, BLOCK_N, MASKED_STAGES)
 
     # 3. vertical columns (sorted), from per-head copies of their K/V rows: contiguous tiles, no dependent
     #    gathers. The first n_clean are old enough that every pair lies past the wide runs: unmasked tiles.
@@ -357,7 +433,7 @@ def max_block(head_dim: int) -> int:
 def vertical_slash_attention(q, k, v, vertical_idx: torch.Tensor, slash_offsets: torch.Tensor, *,
                              block: int | None = None, block_n: int | None = None, num_warps: int | None = None,
                              num_stages: int | None = None, maxnreg: int | None = None, tma: bool | None = None,
-                             masked_stages: int = 1,
+                             masked_stages: int = 1, prefetch: int = 0, spans_first: bool = False,
                              out: torch.Tensor | None = None) -> torch.Tensor:
     """Causal GQA attention of q [T, Hq, D] where query i sees key j <= i iff j is in vertical_idx[h]
     or i - j is in slash_offsets[h] (vertical_idx [Hq, NV], slash_offsets [Hq, NS]; out-of-range
@@ -381,6 +457,8 @@ def vertical_slash_attention(q, k, v, vertical_idx: torch.Tensor, slash_offsets:
     if tma is None:
         tma = h100_default
     tma = tma and tma_rows(k) and tma_rows(v)
+    if not (q.is_cuda and torch.version.cuda):
+        prefetch = 0  # a PTX instruction: NVIDIA GPUs only (not the interpreter)
     lists = build_work_lists(vertical_idx.to(q.device), slash_offsets.to(q.device), T, block, block_n)
     nb = -(-T // block)
     rows = lists["cols"].clamp(max=T - 1).long()
@@ -402,6 +480,7 @@ def vertical_slash_attention(q, k, v, vertical_idx: torch.Tensor, slash_offsets:
         T, D ** -0.5 * LOG2E, nb, lists["lo"].shape[1], lists["cols"].shape[1],
         q.stride(0), q.stride(1), k.stride(0), k.stride(1), v.stride(0), v.stride(1), out.stride(0), out.stride(1),
         GROUP=Hq // Hkv, HEAD_DIM=D, BLOCK=block, BLOCK_N=block_n, USE_TMA=tma, MASKED_STAGES=masked_stages,
+        PREFETCH=prefetch, SPANS_FIRST=spans_first, PF_LINE=min(128 // q.element_size(), D),
         num_warps=num_warps or (8 if block >= 128 else 4), num_stages=num_stages or 2, **launch,
     )
     return out

@@ -75,6 +75,13 @@ def test_default_h100_tile_fits_two_programs_per_sm(compiled, name):
     assert 2 * compiled[name]["shared"] <= 228 * 1024
 
 
+def test_vertical_slash_prefetch_reaches_the_code(compiled):
+    """`prefetch` is one PTX instruction in inline assembly: the knob must put it in the kernel (and the
+    default must not), and the kernel must still fit two programs an SM."""
+    assert compiled["vertical_slash prefetch"]["l2_prefetch"] and not compiled["vertical_slash"]["l2_prefetch"]
+    assert 2 * compiled["vertical_slash prefetch"]["shared"] <= 228 * 1024
+
+
 @pytest.mark.parametrize("name", ["block_sparse", "vertical_slash"])
 def test_default_h100_tile_reads_kv_through_tma(compiled, name):
     """The default H100 tile reads each K/V tile as one TMA copy from its first row, with no address per
