@@ -190,17 +190,14 @@ def _vertical_slash_fwd(
     n_wide = tl.load(WideCount + head)
     k_head = K + kvh * stride_kh
     v_head = V + kvh * stride_vh
-    if SPANS_FIRST:  # loop 2 first (what a prefetch asked for arrives while it runs)
-        if PREFETCH > 0:
+    if PREFETCH > 0:
+        if SPANS_FIRST | (n_wide == 0):  # loop 2 comes next, or no band to hide the prefetch behind
             _prefetch_narrow_spans(k_head, v_head, slash, SpanLo, SpanHi, spans, n_live, r0, T, stride_kt, stride_vt,
                                    HEAD_DIM, BLOCK, PF_LINE)
+    if SPANS_FIRST:  # 2. (first) every other tile of the spans that reach this block
         acc, m_i, l_i = _masked_spans(acc, m_i, l_i, q, k_base, v_base, slash, col_bits, rows, SpanLo, SpanHi,
                                       SpanHoles, spans, n_live, r0, offs_n, T, qk_scale, stride_kt, stride_vt,
                                       BLOCK, BLOCK_N, MASKED_STAGES)
-    elif PREFETCH > 0:
-        if n_wide == 0:  # no band to hide the prefetch behind
-            _prefetch_narrow_spans(k_head, v_head, slash, SpanLo, SpanHi, spans, n_live, r0, T, stride_kt, stride_vt,
-                                   HEAD_DIM, BLOCK, PF_LINE)
 
     # 1. the unmasked tiles of the wide runs (few: usually one local band), pipelined
     for s in range(0, n_wide):
