@@ -136,16 +136,18 @@ def _prefetch_narrow_spans(K, V, slash, SpanLo, SpanHi, spans, n_live, r0, T, st
                            HEAD_DIM: tl.constexpr, BLOCK: tl.constexpr, LINE: tl.constexpr):
     """The K/V rows of the block's narrow spans (clusters: keys far back, mostly not in L2), asked of L2 ahead
     of their tiles' loads. 2 * BLOCK keys a span: all of a span up to BLOCK + 1 offsets wide (LINE elements
-    make a 128-byte line)."""
-    keys0 = tl.arange(0, 2 * BLOCK)
-    lines = tl.arange(0, HEAD_DIM // LINE) * LINE
-    for s in range(0, n_live):
-        d0 = tl.load(SpanLo + spans + s)
-        if tl.load(slash + d0) != 2:
-            d1 = tl.load(SpanHi + spans + s)
-            keys = tl.minimum(tl.maximum(r0 - d1 + keys0, 0), T - 1).to(tl.int64)
-            _prefetch_l2(K + keys[:, None] * stride_kt + lines[None, :])
-            _prefetch_l2(V + keys[:, None] * stride_vt + lines[None, :])
+    make a 128-byte line; LINE = 0 where the PTX instruction does not exist, the interpreter included: the
+    kernel's control flow stays, nothing is asked)."""
+    if LINE > 0:
+        keys0 = tl.arange(0, 2 * BLOCK)
+        lines = tl.arange(0, HEAD_DIM // LINE) * LINE
+        for s in range(0, n_live):
+            d0 = tl.load(SpanLo + spans + s)
+            if tl.load(slash + d0) != 2:
+                d1 = tl.load(SpanHi + spans + s)
+                keys = tl.minimum(tl.maximum(r0 - d1 + keys0, 0), T - 1).to(tl.int64)
+                _prefetch_l2(K + keys[:, None] * stride_kt + lines[None, :])
+                _prefetch_l2(V + keys[:, None] * stride_vt + lines[None, :])
 
 
 @triton.jit
@@ -454,8 +456,7 @@ def vertical_slash_attention(q, k, v, vertical_idx: torch.Tensor, slash_offsets:
     if tma is None:
         tma = h100_default
     tma = tma and tma_rows(k) and tma_rows(v)
-    if not (q.is_cuda and torch.version.cuda):
-        prefetch = 0  # a PTX instruction: NVIDIA GPUs only (not the interpreter)
+    pf_line = min(128 // q.element_size(), D) if q.is_cuda and torch.version.cuda else 0  # a PTX prefetch: NVIDIA only
     lists = build_work_lists(vertical_idx.to(q.device), slash_offsets.to(q.device), T, block, block_n)
     nb = -(-T // block)
     rows = lists["cols"].clamp(max=T - 1).long()
@@ -477,7 +478,7 @@ def vertical_slash_attention(q, k, v, vertical_idx: torch.Tensor, slash_offsets:
         T, D ** -0.5 * LOG2E, nb, lists["lo"].shape[1], lists["cols"].shape[1],
         q.stride(0), q.stride(1), k.stride(0), k.stride(1), v.stride(0), v.stride(1), out.stride(0), out.stride(1),
         GROUP=Hq // Hkv, HEAD_DIM=D, BLOCK=block, BLOCK_N=block_n, USE_TMA=tma, MASKED_STAGES=masked_stages,
-        PREFETCH=prefetch, SPANS_FIRST=spans_first, PF_LINE=min(128 // q.element_size(), D),
+        PREFETCH=prefetch, SPANS_FIRST=spans_first, PF_LINE=pf_line,
         num_warps=num_warps or (8 if block >= 128 else 4), num_stages=num_stages or 2, **launch,
     )
     return out
