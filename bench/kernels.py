@@ -102,11 +102,15 @@ def vertical_slash_pattern(T: int, gen: torch.Generator) -> tuple[torch.Tensor, 
     return cols, slashes
 
 
+VERTICAL_SLASH_PARTS = ("whole", "band only", "band + clusters", "band + columns")
+
+
 def vertical_slash_parts(cols: torch.Tensor, slashes: torch.Tensor, T: int) -> dict:
-    """The pattern and its parts, each (columns, offsets): the band is the first 4% of T offsets."""
+    """The pattern and its parts (VERTICAL_SLASH_PARTS), each (columns, offsets): the band is the first 4% of
+    T offsets."""
     band = int(0.04 * T)
-    return {"whole": (cols, slashes), "band only": (cols[:, :0], slashes[:, :band]),
-            "band + clusters": (cols[:, :0], slashes), "band + columns": (cols, slashes[:, :band])}
+    return dict(zip(VERTICAL_SLASH_PARTS, [(cols, slashes), (cols[:, :0], slashes[:, :band]), (cols[:, :0], slashes),
+                                           (cols, slashes[:, :band])]))
 
 
 def dense_prefill(q, k, v, backend):

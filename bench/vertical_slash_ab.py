@@ -23,7 +23,7 @@ from sftasks.lengths import parse_length
 from sftasks.methods.vertical_slash import vertical_slash_pairs
 
 from kernels import (  # bench/kernels.py
-    D, DTYPE, HKV, HQ, bench, dense_prefill, vertical_slash_parts, vertical_slash_pattern)
+    D, DTYPE, HKV, HQ, VERTICAL_SLASH_PARTS, bench, dense_prefill, vertical_slash_parts, vertical_slash_pattern)
 from quest_ab import import_base_kernels
 
 
@@ -31,7 +31,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--base", type=Path, required=True, help="a checkout of the commit to compare against")
     ap.add_argument("--lengths", default="128k")
-    ap.add_argument("--parts", default="whole,band only,band + clusters,band + columns",
+    ap.add_argument("--parts", default=",".join(VERTICAL_SLASH_PARTS),
                     help="which of the pattern's parts to time, comma-separated")
     ap.add_argument("--options", type=json.loads, action="append", default=[], help="a JSON object of keyword options")
     args = ap.parse_args()

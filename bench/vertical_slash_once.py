@@ -17,12 +17,14 @@ import torch
 from sftasks.kernels import vertical_slash
 from sftasks.lengths import parse_length
 
-from kernels import D, DTYPE, HKV, HQ, vertical_slash_parts, vertical_slash_pattern  # bench/kernels.py
+from kernels import (  # bench/kernels.py
+    D, DTYPE, HKV, HQ, VERTICAL_SLASH_PARTS, vertical_slash_parts, vertical_slash_pattern)
+
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--length", default="128k")
-    ap.add_argument("--part", choices=("whole", "band only", "band + clusters", "band + columns"), default="whole")
+    ap.add_argument("--part", choices=VERTICAL_SLASH_PARTS, default="whole")
     ap.add_argument("--options", type=json.loads, default={}, help="a JSON object of keyword options")
     args = ap.parse_args()
     T = parse_length(args.length)

@@ -151,8 +151,7 @@ def compile_case(c) -> dict:
                 maxnreg=".maxnreg" in ptx, shared=kernel.metadata.shared, registers=registers_per_thread(kernel.asm["cubin"]),
                 release_acquire_atomic="atom.global.gpu.acq_rel" in ptx or "atom.acq_rel.gpu" in ptx,
                 l1_bypassing_load="ld.global.cg" in ptx, tma="cp.async.bulk.tensor" in ptx, hgmma=hgmma,
-                l2_prefetch="prefetch.global.L2" in ptx,
-                hgmma_waits=hgmma_waits,
+                hgmma_waits=hgmma_waits, l2_prefetch="prefetch.global.L2" in ptx,
                 shared_limit=SHARED_MEMORY_LIMIT[c["arch"]])
 
 
