@@ -80,6 +80,12 @@ def _masked_span_tile(acc, m_i, l_i, q, k_base, v_base, slash, col_bits, rows, k
 
 
 @triton.jit
+def _narrow(slash, d0):
+    """Whether the span starting at offset d0 is narrow (not a wide run: the slash bitmap holds 2 there)."""
+    return tl.load(slash + d0) != 2
+
+
+@triton.jit
 def _band_tiles(acc, m_i, l_i, q, KDesc, VDesc, k_base, v_base, kvh, anchor, lo, hi, offs_n, qk_scale, stride_kt,
                 stride_vt, HEAD_DIM: tl.constexpr, BLOCK_N: tl.constexpr, USE_TMA: tl.constexpr):
     """Unmasked tiles lo..hi of a wide run (tile t: keys anchor + t * BLOCK_N + [0, BLOCK_N)), pipelined."""
@@ -105,7 +111,7 @@ def _masked_spans(acc, m_i, l_i, q, k_base, v_base, slash, col_bits, rows, SpanL
         d0 = tl.load(SpanLo + spans + s)
         d1 = tl.load(SpanHi + spans + s)
         holes = tl.load(SpanHoles + spans + s)
-        narrow = tl.load(slash + d0) != 2  # not a wide run
+        narrow = _narrow(slash, d0)
         first, whole_lo, whole_hi, count = _span_tiles(d0, d1, holes, r0, BLOCK, BLOCK_N)
         if holes != 0:  # every tile masked, and a bitmap lookup a pair: a loop of its own, out of the common one's
             for t in tl.range(first, count, num_stages=1):  # way (pipelined, its buffers took 160 KB in all)
@@ -143,7 +149,7 @@ def _prefetch_narrow_spans(K, V, slash, SpanLo, SpanHi, spans, n_live, r0, T, st
         lines = tl.arange(0, HEAD_DIM // LINE) * LINE
         for s in range(0, n_live):
             d0 = tl.load(SpanLo + spans + s)
-            if tl.load(slash + d0) != 2:
+            if _narrow(slash, d0):
                 d1 = tl.load(SpanHi + spans + s)
                 keys = tl.minimum(tl.maximum(r0 - d1 + keys0, 0), T - 1).to(tl.int64)
                 _prefetch_l2(K + keys[:, None] * stride_kt + lines[None, :])

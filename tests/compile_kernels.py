@@ -47,6 +47,7 @@ VERTICAL_SLASH_HOPPER = dict(GROUP=7, HEAD_DIM=128, BLOCK=128, BLOCK_N=128, USE_
 
 TMA_KV = {name: f"tensordesc<bf16[{BLOCK_SPARSE_TILES[1]},{BLOCK_SPARSE_HOPPER['HEAD_DIM']}]>"  # [BLOCK_N, D] boxes
           for name in ("KDesc", "VDesc")}
+VERTICAL_SLASH_TMA_ARGS = dict(VERTICAL_SLASH_ARGS, **TMA_KV, **{"Vert" + name: box for name, box in TMA_KV.items()})
 
 CASES = [  # launch options as the wrappers' defaults set them (the prefill kernels launch with num_stages=2)
     case("block_sparse", block_sparse._block_sparse_fwd, dict(BLOCK_SPARSE_ARGS, **TMA_KV),
@@ -63,10 +64,10 @@ CASES = [  # launch options as the wrappers' defaults set them (the prefill kern
          dict(BLOCK_SPARSE_HOPPER, BLOCK_SIZE=64, GROUP=4, HEAD_DIM=64, BLOCK_M=64, BLOCK_N=64), arch=80,
          num_stages=2),
     case("vertical_slash", vertical_slash._vertical_slash_fwd,  # the H100 default: K/V and the columns' copies by TMA
-         dict(VERTICAL_SLASH_ARGS, **TMA_KV, **{"Vert" + name: box for name, box in TMA_KV.items()}),
+         VERTICAL_SLASH_TMA_ARGS,
          dict(VERTICAL_SLASH_HOPPER, BLOCK_N=64, USE_TMA=True), num_warps=8, num_stages=2, maxnreg=128),
     case("vertical_slash prefetch", vertical_slash._vertical_slash_fwd,  # the H100 default with prefetch=16
-         dict(VERTICAL_SLASH_ARGS, **TMA_KV, **{"Vert" + name: box for name, box in TMA_KV.items()}),
+         VERTICAL_SLASH_TMA_ARGS,
          dict(VERTICAL_SLASH_HOPPER, BLOCK_N=64, USE_TMA=True, PREFETCH=16), num_warps=8, num_stages=2, maxnreg=128),
     case("vertical_slash pointers", vertical_slash._vertical_slash_fwd, VERTICAL_SLASH_ARGS,
          dict(VERTICAL_SLASH_HOPPER, BLOCK_N=64), num_warps=8, num_stages=2, maxnreg=128),

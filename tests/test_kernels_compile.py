@@ -67,7 +67,8 @@ def test_register_cap_reaches_the_code(compiled):
     assert compiled["block_sparse"]["maxnreg"] and not compiled["block_sparse block_n=128"]["maxnreg"]
 
 
-@pytest.mark.parametrize("name", ["block_sparse", "block_sparse pointers", "vertical_slash", "vertical_slash pointers"])
+@pytest.mark.parametrize("name", ["block_sparse", "block_sparse pointers", "vertical_slash", "vertical_slash pointers",
+                                  "vertical_slash prefetch"])
 def test_default_h100_tile_fits_two_programs_per_sm(compiled, name):
     """The default H100 launch is fast because two programs share an SM (one's softmax runs under the
     other's matrix products): two must fit the SM's 228 KB of shared memory (the cap fits their registers),
@@ -77,9 +78,8 @@ def test_default_h100_tile_fits_two_programs_per_sm(compiled, name):
 
 def test_vertical_slash_prefetch_reaches_the_code(compiled):
     """`prefetch` is one PTX instruction in inline assembly: the knob must put it in the kernel (and the
-    default must not), and the kernel must still fit two programs an SM."""
+    default must not)."""
     assert compiled["vertical_slash prefetch"]["l2_prefetch"] and not compiled["vertical_slash"]["l2_prefetch"]
-    assert 2 * compiled["vertical_slash prefetch"]["shared"] <= 228 * 1024
 
 
 @pytest.mark.parametrize("name", ["block_sparse", "vertical_slash"])
