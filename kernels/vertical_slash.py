@@ -23,14 +23,10 @@ list is each head's span table, the same for every query block: one Triton progr
 The masked loops are not software-pipelined (`masked_stages`, default 1). Uncapped, pipelined masked loops
 made ptxas serialise every wgmma of the kernel, loop 1's included ("non wgmma instructions defining
 accumulator registers"; 42.1 vs 40.1 ms at 128k), and under the H100 tile's register cap they timed 0.2-0.35
-ms slower at 128k (bench/RESULTS.md); a compile test holds the first. The grid runs one KV head's programs
-together, as the block-sparse kernel does.
-
-Two knobs, off by default, for the clusters' tiles, whose keys lie far back and mostly miss L2 at 128k
-(each head's clusters sweep its K/V, 67 MB a KV head against 50 MB of L2): `prefetch=n` asks L2 for their
-K/V rows (a PTX prefetch, NVIDIA only) when n band tiles remain, so the lines arrive while the band runs;
-`spans_first` runs loop 2 before loop 1 (with `prefetch`, the prefetch is issued at the start). Not yet
-timed (bench/RESULTS.md).
+ms slower at 128k (bench/RESULTS.md); a compile test holds the first. `masked_tma` (off by default, not yet
+timed) reads the masked tiles' K/V through TMA too, as loops 1 and 3 do on an H100: 798 instead of 879 SASS
+instructions a masked tile, where an H100 profile found that loop bound by its instructions, not memory. The
+grid runs one KV head's programs together, as the block-sparse kernel does.
 """
 
 from __future__ import annotations
@@ -61,14 +57,20 @@ def _span_tiles(d0, d1, holes, r0, BLOCK: tl.constexpr, BLOCK_N: tl.constexpr):
 
 
 @triton.jit
-def _masked_span_tile(acc, m_i, l_i, q, k_base, v_base, slash, col_bits, rows, key0, d0, d1, narrow, offs_n, T,
-                      qk_scale, stride_kt, stride_vt, HOLES: tl.constexpr):
+def _masked_span_tile(acc, m_i, l_i, q, k_base, v_base, KDesc, VDesc, kvh, slash, col_bits, rows, key0, d0, d1, narrow,
+                      offs_n, T, qk_scale, stride_kt, stride_vt, HOLES: tl.constexpr, HEAD_DIM: tl.constexpr,
+                      TMA: tl.constexpr):
     """Keys key0 + [0, BLOCK_N) against the block's rows, only pairs whose offset i - j is in span [d0, d1]
-    (and set in the slash bitmap when the span has holes); a narrow span leaves column keys to the columns."""
+    (and set in the slash bitmap when the span has holes); a narrow span leaves column keys to the columns.
+    With TMA, K/V come as one copy each (keys outside [0, T) read as zeros)."""
     keys = key0 + offs_n
     key_ok = (keys >= 0) & (keys < T)
-    k = tl.load(k_base + keys.to(tl.int64)[None, :] * stride_kt, mask=key_ok[None, :], other=0.0)
-    v = tl.load(v_base + keys.to(tl.int64)[:, None] * stride_vt, mask=key_ok[:, None], other=0.0)
+    if TMA:
+        k = tl.trans(KDesc.load([key0, kvh * HEAD_DIM]))
+        v = VDesc.load([key0, kvh * HEAD_DIM])
+    else:
+        k = tl.load(k_base + keys.to(tl.int64)[None, :] * stride_kt, mask=key_ok[None, :], other=0.0)
+        v = tl.load(v_base + keys.to(tl.int64)[:, None] * stride_vt, mask=key_ok[:, None], other=0.0)
     # keys left out (outside [0, T), or columns in a narrow span) move far below every row, off the span
     left_out = ~key_ok | tl.where(narrow, tl.load(col_bits + keys, mask=key_ok, other=0) != 0, False)
     keys = tl.where(left_out, -(1 << 30), keys)
@@ -77,83 +79,6 @@ def _masked_span_tile(acc, m_i, l_i, q, k_base, v_base, slash, col_bits, rows, k
     if HOLES:
         mask = mask & (tl.load(slash + delta, mask=mask, other=0) != 0)
     return attend_tile(acc, m_i, l_i, q, k, v, qk_scale, mask, True)
-
-
-@triton.jit
-def _narrow(slash, d0):
-    """Whether the span starting at offset d0 is narrow (not a wide run: the slash bitmap holds 2 there)."""
-    return tl.load(slash + d0) != 2
-
-
-@triton.jit
-def _band_tiles(acc, m_i, l_i, q, KDesc, VDesc, k_base, v_base, kvh, anchor, lo, hi, offs_n, qk_scale, stride_kt,
-                stride_vt, HEAD_DIM: tl.constexpr, BLOCK_N: tl.constexpr, USE_TMA: tl.constexpr):
-    """Unmasked tiles lo..hi of a wide run (tile t: keys anchor + t * BLOCK_N + [0, BLOCK_N)), pipelined."""
-    for t in range(lo, hi):
-        key0 = anchor + t * BLOCK_N
-        if USE_TMA:
-            k = tl.trans(KDesc.load([key0, kvh * HEAD_DIM]))
-            v = VDesc.load([key0, kvh * HEAD_DIM])
-        else:
-            keys = (key0 + offs_n).to(tl.int64)
-            k = tl.load(k_base + keys[None, :] * stride_kt)
-            v = tl.load(v_base + keys[:, None] * stride_vt)
-        acc, m_i, l_i = attend_tile(acc, m_i, l_i, q, k, v, qk_scale, 0, False)
-    return acc, m_i, l_i
-
-
-@triton.jit
-def _masked_spans(acc, m_i, l_i, q, k_base, v_base, slash, col_bits, rows, SpanLo, SpanHi, SpanHoles, spans, n_live,
-                  r0, offs_n, T, qk_scale, stride_kt, stride_vt, BLOCK: tl.constexpr, BLOCK_N: tl.constexpr,
-                  MASKED_STAGES: tl.constexpr):
-    """Every tile of the block's live spans (sorted by d0) that loop 1 does not run: masked."""
-    for s in range(0, n_live):
-        d0 = tl.load(SpanLo + spans + s)
-        d1 = tl.load(SpanHi + spans + s)
-        holes = tl.load(SpanHoles + spans + s)
-        narrow = _narrow(slash, d0)
-        first, whole_lo, whole_hi, count = _span_tiles(d0, d1, holes, r0, BLOCK, BLOCK_N)
-        if holes != 0:  # every tile masked, and a bitmap lookup a pair: a loop of its own, out of the common one's
-            for t in tl.range(first, count, num_stages=1):  # way (pipelined, its buffers took 160 KB in all)
-                acc, m_i, l_i = _masked_span_tile(acc, m_i, l_i, q, k_base, v_base, slash, col_bits, rows,
-                                                  r0 - d1 + t * BLOCK_N, d0, d1, narrow, offs_n, T, qk_scale,
-                                                  stride_kt, stride_vt, True)
-        else:
-            has_whole = whole_hi > whole_lo
-            before = tl.where(has_whole, whole_lo, count) - first  # masked tiles before the unmasked ones
-            after = tl.where(has_whole, whole_hi, count)  # ... and the first one after them
-            for j in tl.range(0, before + count - after, num_stages=MASKED_STAGES):  # module docstring
-                t = tl.where(j < before, first + j, after + j - before)
-                acc, m_i, l_i = _masked_span_tile(acc, m_i, l_i, q, k_base, v_base, slash, col_bits, rows,
-                                                  r0 - d1 + t * BLOCK_N, d0, d1, narrow, offs_n, T, qk_scale,
-                                                  stride_kt, stride_vt, False)
-    return acc, m_i, l_i
-
-
-@triton.jit
-def _prefetch_l2(ptrs):
-    """Ask L2 for the 128-byte lines at ptrs: no registers filled, nothing waits."""
-    tl.inline_asm_elementwise("prefetch.global.L2 [$1];\n\tmov.u32 $0, 0;", "=r,l", [ptrs], dtype=tl.int32,
-                              is_pure=False, pack=1)
-
-
-@triton.jit
-def _prefetch_narrow_spans(K, V, slash, SpanLo, SpanHi, spans, n_live, r0, T, stride_kt, stride_vt,
-                           HEAD_DIM: tl.constexpr, BLOCK: tl.constexpr, LINE: tl.constexpr):
-    """The K/V rows of the block's narrow spans (clusters: keys far back, mostly not in L2), asked of L2 ahead
-    of their tiles' loads. 2 * BLOCK keys a span: all of a span up to BLOCK + 1 offsets wide (LINE elements
-    make a 128-byte line; LINE = 0 where the PTX instruction does not exist, the interpreter included: the
-    kernel's control flow stays, nothing is asked)."""
-    if LINE > 0:
-        keys0 = tl.arange(0, 2 * BLOCK)
-        lines = tl.arange(0, HEAD_DIM // LINE) * LINE
-        for s in range(0, n_live):
-            d0 = tl.load(SpanLo + spans + s)
-            if _narrow(slash, d0):
-                d1 = tl.load(SpanHi + spans + s)
-                keys = tl.minimum(tl.maximum(r0 - d1 + keys0, 0), T - 1).to(tl.int64)
-                _prefetch_l2(K + keys[:, None] * stride_kt + lines[None, :])
-                _prefetch_l2(V + keys[:, None] * stride_vt + lines[None, :])
 
 
 @triton.jit
@@ -172,7 +97,7 @@ def _vertical_slash_fwd(
     T, qk_scale, num_blocks, max_spans, num_cols,
     stride_qt, stride_qh, stride_kt, stride_kh, stride_vt, stride_vh, stride_ot, stride_oh,
     GROUP: tl.constexpr, HEAD_DIM: tl.constexpr, BLOCK: tl.constexpr, BLOCK_N: tl.constexpr, USE_TMA: tl.constexpr,
-    MASKED_STAGES: tl.constexpr, PREFETCH: tl.constexpr, SPANS_FIRST: tl.constexpr, PF_LINE: tl.constexpr,
+    MASKED_STAGES: tl.constexpr, MASKED_TMA: tl.constexpr,
 ):
     head, qb = kv_major_program(tl.program_id(0), num_blocks, GROUP)
     kvh = head // GROUP
@@ -194,41 +119,43 @@ def _vertical_slash_fwd(
     m_i = tl.full([BLOCK], float("-inf"), dtype=tl.float32)
     l_i = tl.zeros([BLOCK], dtype=tl.float32)
 
-    n_live = tl.load(LiveSpans + head * num_blocks + qb)
-    n_wide = tl.load(WideCount + head)
-    k_head = K + kvh * stride_kh
-    v_head = V + kvh * stride_vh
-    if PREFETCH > 0:
-        if SPANS_FIRST | (n_wide == 0):  # loop 2 comes next, or no band to hide the prefetch behind
-            _prefetch_narrow_spans(k_head, v_head, slash, SpanLo, SpanHi, spans, n_live, r0, T, stride_kt, stride_vt,
-                                   HEAD_DIM, BLOCK, PF_LINE)
-    if SPANS_FIRST:  # 2. (first) every other tile of the spans that reach this block
-        acc, m_i, l_i = _masked_spans(acc, m_i, l_i, q, k_base, v_base, slash, col_bits, rows, SpanLo, SpanHi,
-                                      SpanHoles, spans, n_live, r0, offs_n, T, qk_scale, stride_kt, stride_vt,
-                                      BLOCK, BLOCK_N, MASKED_STAGES)
-
     # 1. the unmasked tiles of the wide runs (few: usually one local band), pipelined
-    for s in range(0, n_wide):
+    for s in range(0, tl.load(WideCount + head)):
         d0 = tl.load(WideLo + spans + s)
         d1 = tl.load(WideHi + spans + s)
         _, whole_lo, whole_hi, _ = _span_tiles(d0, d1, 0, r0, BLOCK, BLOCK_N)
-        if PREFETCH > 0 and not SPANS_FIRST:  # the spans' K/V asked of L2 PREFETCH tiles before the last band ends
-            split = tl.where(s == n_wide - 1, tl.maximum(whole_hi - PREFETCH, whole_lo), whole_hi)
-            acc, m_i, l_i = _band_tiles(acc, m_i, l_i, q, KDesc, VDesc, k_base, v_base, kvh, r0 - d1, whole_lo, split,
-                                        offs_n, qk_scale, stride_kt, stride_vt, HEAD_DIM, BLOCK_N, USE_TMA)
-            if s == n_wide - 1:
-                _prefetch_narrow_spans(k_head, v_head, slash, SpanLo, SpanHi, spans, n_live, r0, T, stride_kt,
-                                       stride_vt, HEAD_DIM, BLOCK, PF_LINE)
-            acc, m_i, l_i = _band_tiles(acc, m_i, l_i, q, KDesc, VDesc, k_base, v_base, kvh, r0 - d1, split, whole_hi,
-                                        offs_n, qk_scale, stride_kt, stride_vt, HEAD_DIM, BLOCK_N, USE_TMA)
-        else:
-            acc, m_i, l_i = _band_tiles(acc, m_i, l_i, q, KDesc, VDesc, k_base, v_base, kvh, r0 - d1, whole_lo,
-                                        whole_hi, offs_n, qk_scale, stride_kt, stride_vt, HEAD_DIM, BLOCK_N, USE_TMA)
+        for t in range(whole_lo, whole_hi):
+            key0 = r0 - d1 + t * BLOCK_N
+            if USE_TMA:
+                k = tl.trans(KDesc.load([key0, kvh * HEAD_DIM]))
+                v = VDesc.load([key0, kvh * HEAD_DIM])
+            else:
+                keys = (key0 + offs_n).to(tl.int64)
+                k = tl.load(k_base + keys[None, :] * stride_kt)
+                v = tl.load(v_base + keys[:, None] * stride_vt)
+            acc, m_i, l_i = attend_tile(acc, m_i, l_i, q, k, v, qk_scale, 0, False)
 
-    if not SPANS_FIRST:  # 2. every other tile of the spans that reach this block
-        acc, m_i, l_i = _masked_spans(acc, m_i, l_i, q, k_base, v_base, slash, col_bits, rows, SpanLo, SpanHi,
-                                      SpanHoles, spans, n_live, r0, offs_n, T, qk_scale, stride_kt, stride_vt,
-                                      BLOCK, BLOCK_N, MASKED_STAGES)
+    # 2. every other tile of the spans that reach this block (spans sorted by d0)
+    for s in range(0, tl.load(LiveSpans + head * num_blocks + qb)):
+        d0 = tl.load(SpanLo + spans + s)
+        d1 = tl.load(SpanHi + spans + s)
+        holes = tl.load(SpanHoles + spans + s)
+        narrow = tl.load(slash + d0) != 2  # not a wide run
+        first, whole_lo, whole_hi, count = _span_tiles(d0, d1, holes, r0, BLOCK, BLOCK_N)
+        if holes != 0:  # every tile masked, and a bitmap lookup a pair: a loop of its own, out of the common one's
+            for t in tl.range(first, count, num_stages=1):  # way (pipelined, its buffers took 160 KB in all)
+                acc, m_i, l_i = _masked_span_tile(acc, m_i, l_i, q, k_base, v_base, KDesc, VDesc, kvh, slash,
+                                                  col_bits, rows, r0 - d1 + t * BLOCK_N, d0, d1, narrow, offs_n, T,
+                                                  qk_scale, stride_kt, stride_vt, True, HEAD_DIM, False)
+        else:
+            has_whole = whole_hi > whole_lo
+            before = tl.where(has_whole, whole_lo, count) - first  # masked tiles before the unmasked ones
+            after = tl.where(has_whole, whole_hi, count)  # ... and the first one after them
+            for j in tl.range(0, before + count - after, num_stages=MASKED_STAGES):  # module docstring
+                t = tl.where(j < before, first + j, after + j - before)
+                acc, m_i, l_i = _masked_span_tile(acc, m_i, l_i, q, k_base, v_base, KDesc, VDesc, kvh, slash,
+                                                  col_bits, rows, r0 - d1 + t * BLOCK_N, d0, d1, narrow, offs_n, T,
+                                                  qk_scale, stride_kt, stride_vt, False, HEAD_DIM, MASKED_TMA)
 
     # 3. vertical columns (sorted), from per-head copies of their K/V rows: contiguous tiles, no dependent
     #    gathers. The first n_clean are old enough that every pair lies past the wide runs: unmasked tiles.
@@ -244,7 +171,11 @@ def _vertical_slash_fwd(
             k, v = _column_tile(VertK, VertV, vert + c0, offs_n, offs_d, HEAD_DIM)
         acc, m_i, l_i = attend_tile(acc, m_i, l_i, q, k, v, qk_scale, 0, False)
     for c0 in tl.range(n_clean, n_cols, BLOCK_N, num_stages=MASKED_STAGES):  # module docstring
-        k, v = _column_tile(VertK, VertV, vert + c0, offs_n, offs_d, HEAD_DIM)
+        if MASKED_TMA:
+            k = tl.trans(VertKDesc.load([vert + c0, 0]))
+            v = VertVDesc.load([vert + c0, 0])
+        else:
+            k, v = _column_tile(VertK, VertV, vert + c0, offs_n, offs_d, HEAD_DIM)
         cols = tl.load(Cols + vert + c0 + offs_n)  # padding is T: above every row
         delta = rows[:, None] - cols[None, :]
         mask = (delta >= 0) & row_ok[:, None]
@@ -438,7 +369,7 @@ def max_block(head_dim: int) -> int:
 def vertical_slash_attention(q, k, v, vertical_idx: torch.Tensor, slash_offsets: torch.Tensor, *,
                              block: int | None = None, block_n: int | None = None, num_warps: int | None = None,
                              num_stages: int | None = None, maxnreg: int | None = None, tma: bool | None = None,
-                             masked_stages: int = 1, prefetch: int = 0, spans_first: bool = False,
+                             masked_stages: int = 1, masked_tma: bool = False,
                              out: torch.Tensor | None = None) -> torch.Tensor:
     """Causal GQA attention of q [T, Hq, D] where query i sees key j <= i iff j is in vertical_idx[h]
     or i - j is in slash_offsets[h] (vertical_idx [Hq, NV], slash_offsets [Hq, NS]; out-of-range
@@ -462,7 +393,6 @@ def vertical_slash_attention(q, k, v, vertical_idx: torch.Tensor, slash_offsets:
     if tma is None:
         tma = h100_default
     tma = tma and tma_rows(k) and tma_rows(v)
-    pf_line = min(128 // q.element_size(), D) if q.is_cuda and torch.version.cuda else 0  # a PTX prefetch: NVIDIA only
     lists = build_work_lists(vertical_idx.to(q.device), slash_offsets.to(q.device), T, block, block_n)
     nb = -(-T // block)
     rows = lists["cols"].clamp(max=T - 1).long()
@@ -484,7 +414,7 @@ def vertical_slash_attention(q, k, v, vertical_idx: torch.Tensor, slash_offsets:
         T, D ** -0.5 * LOG2E, nb, lists["lo"].shape[1], lists["cols"].shape[1],
         q.stride(0), q.stride(1), k.stride(0), k.stride(1), v.stride(0), v.stride(1), out.stride(0), out.stride(1),
         GROUP=Hq // Hkv, HEAD_DIM=D, BLOCK=block, BLOCK_N=block_n, USE_TMA=tma, MASKED_STAGES=masked_stages,
-        PREFETCH=prefetch, SPANS_FIRST=spans_first, PF_LINE=pf_line,
+        MASKED_TMA=tma and masked_tma,
         num_warps=num_warps or (8 if block >= 128 else 4), num_stages=num_stages or 2, **launch,
     )
     return out

@@ -42,8 +42,8 @@ BLOCK_SPARSE_TILES = block_sparse._tiles(128, 128, hopper=True)  # the default l
 VERTICAL_SLASH_ARGS = dict(TILE, KDesc="i32", VDesc="i32", SlashBits="*i8", SpanLo=I32, SpanHi=I32, SpanHoles="*i8",
                            LiveSpans=I32, WideLo=I32, WideHi=I32, WideCount=I32, ColBits="*i8", Cols=I32, ColClean=I32,
                            ColCount=I32, VertK=BF16, VertV=BF16, VertKDesc="i32", VertVDesc="i32")
-VERTICAL_SLASH_HOPPER = dict(GROUP=7, HEAD_DIM=128, BLOCK=128, BLOCK_N=128, USE_TMA=False, MASKED_STAGES=1, PREFETCH=0,
-                             SPANS_FIRST=False, PF_LINE=64)
+VERTICAL_SLASH_HOPPER = dict(GROUP=7, HEAD_DIM=128, BLOCK=128, BLOCK_N=128, USE_TMA=False, MASKED_STAGES=1,
+                             MASKED_TMA=False)
 
 TMA_KV = {name: f"tensordesc<bf16[{BLOCK_SPARSE_TILES[1]},{BLOCK_SPARSE_HOPPER['HEAD_DIM']}]>"  # [BLOCK_N, D] boxes
           for name in ("KDesc", "VDesc")}
@@ -66,9 +66,9 @@ CASES = [  # launch options as the wrappers' defaults set them (the prefill kern
     case("vertical_slash", vertical_slash._vertical_slash_fwd,  # the H100 default: K/V and the columns' copies by TMA
          VERTICAL_SLASH_TMA_ARGS,
          dict(VERTICAL_SLASH_HOPPER, BLOCK_N=64, USE_TMA=True), num_warps=8, num_stages=2, maxnreg=128),
-    case("vertical_slash prefetch", vertical_slash._vertical_slash_fwd,  # the H100 default with prefetch=16
-         VERTICAL_SLASH_TMA_ARGS,
-         dict(VERTICAL_SLASH_HOPPER, BLOCK_N=64, USE_TMA=True, PREFETCH=16), num_warps=8, num_stages=2, maxnreg=128),
+    case("vertical_slash masked tma", vertical_slash._vertical_slash_fwd,  # the H100 default with masked_tma
+         VERTICAL_SLASH_TMA_ARGS, dict(VERTICAL_SLASH_HOPPER, BLOCK_N=64, USE_TMA=True, MASKED_TMA=True), num_warps=8,
+         num_stages=2, maxnreg=128),
     case("vertical_slash pointers", vertical_slash._vertical_slash_fwd, VERTICAL_SLASH_ARGS,
          dict(VERTICAL_SLASH_HOPPER, BLOCK_N=64), num_warps=8, num_stages=2, maxnreg=128),
     case("vertical_slash block_n=128", vertical_slash._vertical_slash_fwd, VERTICAL_SLASH_ARGS, VERTICAL_SLASH_HOPPER,
@@ -151,8 +151,9 @@ def compile_case(c) -> dict:
                 wgmma="wgmma.mma_async" in ptx, mma="mma.sync" in ptx, griddepcontrol="griddepcontrol.wait" in ptx,
                 maxnreg=".maxnreg" in ptx, shared=kernel.metadata.shared, registers=registers_per_thread(kernel.asm["cubin"]),
                 release_acquire_atomic="atom.global.gpu.acq_rel" in ptx or "atom.acq_rel.gpu" in ptx,
-                l1_bypassing_load="ld.global.cg" in ptx, tma="cp.async.bulk.tensor" in ptx, hgmma=hgmma,
-                hgmma_waits=hgmma_waits, l2_prefetch="prefetch.global.L2" in ptx,
+                l1_bypassing_load="ld.global.cg" in ptx, tma="cp.async.bulk.tensor" in ptx,
+                tma_copies=ptx.count("cp.async.bulk.tensor"), hgmma=hgmma,
+                hgmma_waits=hgmma_waits,
                 shared_limit=SHARED_MEMORY_LIMIT[c["arch"]])
 
 

@@ -96,11 +96,10 @@ def slash_pattern(gen, T, Hq, block):
         (200, 8, 2, 128, 32, torch.float32, {"block_n": 16}),
         (200, 8, 2, 64, 32, torch.float16, {"block_n": 16, "lists_by_torch": True}),
         (400, 7, 1, 64, 16, torch.float16, {}),  # whole tiles of old columns, unmasked
-        (400, 7, 1, 64, 16, torch.float16, {"spans_first": True}),  # loop 2 before the band
-        (400, 7, 1, 64, 16, torch.float16, {"prefetch": 1}),  # the band loop split where the prefetch goes
         (150, 2, 1, 256, 64, torch.float16, {}),  # head_dim 256: its largest tile
         (300, 4, 1, 64, 64, torch.float16, {"block_n": 32, "tma": True}),  # unmasked tiles read by TMA
         (1600, 2, 1, 64, 128, torch.float16, {"block_n": 64, "tma": True}),  # the H100 tile
+        (300, 4, 1, 64, 64, torch.float16, {"block_n": 32, "tma": True, "masked_tma": True}),  # masked tiles by TMA
     ],
 )
 def test_vertical_slash_equals_reference(gen, T, Hq, Hkv, D, block, dtype, options, monkeypatch):

@@ -68,18 +68,12 @@ def test_register_cap_reaches_the_code(compiled):
 
 
 @pytest.mark.parametrize("name", ["block_sparse", "block_sparse pointers", "vertical_slash", "vertical_slash pointers",
-                                  "vertical_slash prefetch"])
+                                  "vertical_slash masked tma"])
 def test_default_h100_tile_fits_two_programs_per_sm(compiled, name):
     """The default H100 launch is fast because two programs share an SM (one's softmax runs under the
     other's matrix products): two must fit the SM's 228 KB of shared memory (the cap fits their registers),
     with K/V read through TMA or, for layouts TMA cannot read, through pointers."""
     assert 2 * compiled[name]["shared"] <= 228 * 1024
-
-
-def test_vertical_slash_prefetch_reaches_the_code(compiled):
-    """`prefetch` is one PTX instruction in inline assembly: the knob must put it in the kernel (and the
-    default must not)."""
-    assert compiled["vertical_slash prefetch"]["l2_prefetch"] and not compiled["vertical_slash"]["l2_prefetch"]
 
 
 @pytest.mark.parametrize("name", ["block_sparse", "vertical_slash"])
@@ -88,6 +82,11 @@ def test_default_h100_tile_reads_kv_through_tma(compiled, name):
     element (block-sparse at 128k, 90%: 25.9 -> 23.8 ms, bench/RESULTS.md); pointer loads stay for layouts
     TMA cannot read."""
     assert compiled[name]["tma"] and compiled[name]["maxnreg"] and not compiled[f"{name} pointers"]["tma"]
+
+
+def test_vertical_slash_masked_tma_reaches_the_code(compiled):
+    """`masked_tma` adds TMA copies for the masked tiles' K/V and the masked columns' copies (two tiles each)."""
+    assert compiled["vertical_slash masked tma"]["tma_copies"] >= compiled["vertical_slash"]["tma_copies"] + 4
 
 
 def test_quest_bounds_fit_four_programs_per_sm(compiled):
