@@ -4,13 +4,15 @@ A change to the Quest kernels is timed against the code before it: the other che
 is imported as a second package, both run on the same inputs in CUDA graphs, interleaved, three reps,
 and their outputs are compared. Each is timed replaying one call (its data stays in L2) and over 8
 layers' caches in turn (cold in L2, as in a model's decode step).
-  git worktree add /tmp/base <commit> && python bench/quest_ab.py --base /tmp/base
+Each --options adds this checkout's kernel with those keyword options (its tuning knobs).
+  git worktree add /tmp/base <commit> && python bench/quest_ab.py --base /tmp/base [--options '{"pages_per_split": 8}']
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import statistics
 import sys
 from pathlib import Path
@@ -39,6 +41,7 @@ def import_base_kernels(checkout: Path, name: str = "quest"):
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--base", type=Path, required=True, help="a checkout of the commit to compare against")
+    ap.add_argument("--options", type=json.loads, action="append", default=[], help="a JSON object of keyword options")
     args = ap.parse_args()
     base = import_base_kernels(args.base)
     print("| T | batch | budget | L2 | dense decode | base (reps) | this checkout (reps) | ratio to dense "
@@ -46,19 +49,21 @@ def main() -> None:
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for T, B, budget in CASES:
         layers = layer_caches(T, B)
-        calls = {"base": [], "new": []}
+        runs = {"base": (base, {}), "new": (kernels.quest, {}),
+                **{json.dumps(o): (kernels.quest, o) for o in args.options}}
+        calls = {name: [] for name in runs}
         for cache, q in layers:
             pages = cache.page_table.shape[1]
-            for name, module in (("base", base), ("new", kernels.quest)):
+            for name, (module, options) in runs.items():
                 store = module.QuestSummaries.empty(B, pages, HKV, D, DTYPE, "cuda")
-                calls[name].append(lambda m=module, q=q, cache=cache, store=store:
-                                   m.quest_decode(q, cache, budget, 16, True, summaries=store))
+                calls[name].append(lambda m=module, q=q, cache=cache, store=store, o=options:
+                                   m.quest_decode(q, cache, budget, 16, True, summaries=store, **o))
         new_out, old_out = calls["new"][0]().float(), calls["base"][0]().float()
         diff = float((new_out - old_out).norm() / old_out.norm())
         dense = [dense_decode(cache, q, T) for cache, q in layers]
         for l2, n in (("warm", 1), ("cold", LAYERS)):
             t_dense = per_call_us(dense[:n])
-            times = {"base": [], "new": []}
+            times = {name: [] for name in runs}
             for _ in range(3):
                 for name in times:
                     times[name].append(per_call_us(calls[name][:n]))
@@ -67,6 +72,12 @@ def main() -> None:
             print(f"| {T // 1024}k | {B} | {budget} | {l2} | {t_dense:.1f} µs | {old:.1f} µs ({reps['base']}) "
                   f"| {new:.1f} µs ({reps['new']}) | {t_dense / old:.2f}x -> {t_dense / new:.2f}x | {diff:.1e} |",
                   flush=True)
+            for name in list(runs)[2:]:  # the --options runs
+                us = statistics.median(times[name])
+                out = calls[name][0]().float()
+                rel = float((out - old_out).norm() / old_out.norm())
+                print(f"|   |   |   |   |   | this checkout with {name} | {us:.1f} µs ({reps[name]}) "
+                      f"| {t_dense / us:.2f}x | {rel:.1e} |", flush=True)
         del layers, calls, dense
         torch.cuda.empty_cache()
 

@@ -3,8 +3,9 @@
 The second call is the one to profile (the first compiles), e.g. on the H100 (Firecracker machines):
   ncu --clock-control none -k regex:_vertical_slash_fwd --launch-skip 1 --launch-count 1 \\
       --section WarpStateStats --section SourceCounters --section MemoryWorkloadAnalysis -o vs \\
-      python bench/vertical_slash_once.py --length 128k --part whole [--options '{"prefetch": 16}']
+      python bench/vertical_slash_once.py --length 128k --part whole [--options '{"masked_stages": 2}']
   ncu -i vs.ncu-rep --page source --csv --print-source sass > vs_sass.csv   # stall samples per instruction
+  python bench/ncu_loops.py vs_sass.csv                                      # ... summed loop by loop
 """
 
 from __future__ import annotations
