@@ -35,8 +35,8 @@ def main() -> None:
     print("| warp instructions executed, each | SASS instructions | share of samples | main stall reasons |")
     print("| --- | --- | --- | --- |")
     for executed, loop in sorted(loops.items(), key=lambda kv: -kv[1]["samples"])[: args.top]:
-        main_reasons = ", ".join(f"{c[6:]} {n / loop['samples']:.0%}" for c, n in loop["stalls"].most_common(4)
-                                 if loop["samples"])
+        samples = max(loop["samples"], 1)
+        main_reasons = ", ".join(f"{c[6:]} {n / samples:.0%}" for c, n in loop["stalls"].most_common(4))
         print(f"| {executed} | {loop['instructions']} | {loop['samples'] / total:.1%} | {main_reasons} |")
 
 

@@ -57,6 +57,12 @@ def _span_tiles(d0, d1, holes, r0, BLOCK: tl.constexpr, BLOCK_N: tl.constexpr):
 
 
 @triton.jit
+def _tma_tile(KDesc, VDesc, row0, col0):
+    """K (transposed) and V of the tile at (row0, col0), one TMA copy each; rows outside the tensor read as 0."""
+    return tl.trans(KDesc.load([row0, col0])), VDesc.load([row0, col0])
+
+
+@triton.jit
 def _masked_span_tile(acc, m_i, l_i, q, k_base, v_base, KDesc, VDesc, kvh, slash, col_bits, rows, key0, d0, d1, narrow,
                       offs_n, T, qk_scale, stride_kt, stride_vt, HOLES: tl.constexpr, HEAD_DIM: tl.constexpr,
                       TMA: tl.constexpr):
@@ -66,8 +72,7 @@ def _masked_span_tile(acc, m_i, l_i, q, k_base, v_base, KDesc, VDesc, kvh, slash
     keys = key0 + offs_n
     key_ok = (keys >= 0) & (keys < T)
     if TMA:
-        k = tl.trans(KDesc.load([key0, kvh * HEAD_DIM]))
-        v = VDesc.load([key0, kvh * HEAD_DIM])
+        k, v = _tma_tile(KDesc, VDesc, key0, kvh * HEAD_DIM)
     else:
         k = tl.load(k_base + keys.to(tl.int64)[None, :] * stride_kt, mask=key_ok[None, :], other=0.0)
         v = tl.load(v_base + keys.to(tl.int64)[:, None] * stride_vt, mask=key_ok[:, None], other=0.0)
@@ -127,8 +132,7 @@ def _vertical_slash_fwd(
         for t in range(whole_lo, whole_hi):
             key0 = r0 - d1 + t * BLOCK_N
             if USE_TMA:
-                k = tl.trans(KDesc.load([key0, kvh * HEAD_DIM]))
-                v = VDesc.load([key0, kvh * HEAD_DIM])
+                k, v = _tma_tile(KDesc, VDesc, key0, kvh * HEAD_DIM)
             else:
                 keys = (key0 + offs_n).to(tl.int64)
                 k = tl.load(k_base + keys[None, :] * stride_kt)
@@ -165,15 +169,13 @@ def _vertical_slash_fwd(
     vert = head * num_cols
     for c0 in range(0, n_clean, BLOCK_N):
         if USE_TMA:
-            k = tl.trans(VertKDesc.load([vert + c0, 0]))
-            v = VertVDesc.load([vert + c0, 0])
+            k, v = _tma_tile(VertKDesc, VertVDesc, vert + c0, 0)
         else:
             k, v = _column_tile(VertK, VertV, vert + c0, offs_n, offs_d, HEAD_DIM)
         acc, m_i, l_i = attend_tile(acc, m_i, l_i, q, k, v, qk_scale, 0, False)
     for c0 in tl.range(n_clean, n_cols, BLOCK_N, num_stages=MASKED_STAGES):  # module docstring
         if MASKED_TMA:
-            k = tl.trans(VertKDesc.load([vert + c0, 0]))
-            v = VertVDesc.load([vert + c0, 0])
+            k, v = _tma_tile(VertKDesc, VertVDesc, vert + c0, 0)
         else:
             k, v = _column_tile(VertK, VertV, vert + c0, offs_n, offs_d, HEAD_DIM)
         cols = tl.load(Cols + vert + c0 + offs_n)  # padding is T: above every row
