@@ -198,7 +198,6 @@ def main() -> int:
     run(check_vertical_slash, 3001, 28, 4, 128, bf, head_major=True)
     run(check_vertical_slash, 4096, 28, 4, 128, bf, band=1000, tma=False)
     run(check_vertical_slash, 4096, 28, 4, 128, bf, band=1000, block_n=64, tma=True)
-    run(check_vertical_slash, 3001, 28, 4, 128, bf, masked_tma=True)  # masked tiles by TMA, past T at the end
     for T, Hq, Hkv, D, L in [(4096, 28, 4, 128, 256), (3001, 7, 1, 64, 100)]:
         run(check_scores, T, Hq, Hkv, D, L, bf)
     for lens, Hq, Hkv, D, budget, page, cpage, share in [

@@ -138,7 +138,7 @@ def sweep(T: int, parts: str = "block_sparse,vertical_slash,quest") -> None:
         t = bench(lambda: kernels.block_sparse_attention(q, k, v, idx, BLOCK))
         print(f"sweep block-sparse fixed costs T={T} {name}: {t:.3f} ms", flush=True)
     patterns = vertical_slash_parts(*vertical_slash_pattern(T, gen), T)
-    knobs = ({}, {"masked_stages": 2}, {"tma": False}, {"block_n": 128}, {"masked_tma": True})
+    knobs = ({}, {"masked_stages": 2}, {"tma": False}, {"block_n": 128})
     for name, (c, sl) in patterns.items() if "vertical_slash" in parts else ():
         for opts in knobs if name == "whole" else ({},):
             t = bench(lambda: kernels.vertical_slash_attention(q, k, v, c, sl, **opts))

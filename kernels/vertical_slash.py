@@ -23,10 +23,10 @@ list is each head's span table, the same for every query block: one Triton progr
 The masked loops are not software-pipelined (`masked_stages`, default 1). Uncapped, pipelined masked loops
 made ptxas serialise every wgmma of the kernel, loop 1's included ("non wgmma instructions defining
 accumulator registers"; 42.1 vs 40.1 ms at 128k), and under the H100 tile's register cap they timed 0.2-0.35
-ms slower at 128k (bench/RESULTS.md); a compile test holds the first. `masked_tma` (off by default, not yet
-timed) reads the masked tiles' K/V through TMA too, as loops 1 and 3 do on an H100: 798 instead of 879 SASS
-instructions a masked tile, where an H100 profile found that loop bound by its instructions, not memory. The
-grid runs one KV head's programs together, as the block-sparse kernel does.
+ms slower at 128k (bench/RESULTS.md); a compile test holds the first. Masked tiles read K/V through pointers:
+through TMA (fewer instructions a tile, where an H100 profile found that loop bound by its instructions) they
+timed no faster (bench/RESULTS.md). The grid runs one KV head's programs together, as the block-sparse kernel
+does.
 """
 
 from __future__ import annotations
@@ -63,19 +63,14 @@ def _tma_tile(KDesc, VDesc, row0, col0):
 
 
 @triton.jit
-def _masked_span_tile(acc, m_i, l_i, q, k_base, v_base, KDesc, VDesc, kvh, slash, col_bits, rows, key0, d0, d1, narrow,
-                      offs_n, T, qk_scale, stride_kt, stride_vt, HOLES: tl.constexpr, HEAD_DIM: tl.constexpr,
-                      TMA: tl.constexpr):
+def _masked_span_tile(acc, m_i, l_i, q, k_base, v_base, slash, col_bits, rows, key0, d0, d1, narrow, offs_n, T,
+                      qk_scale, stride_kt, stride_vt, HOLES: tl.constexpr):
     """Keys key0 + [0, BLOCK_N) against the block's rows, only pairs whose offset i - j is in span [d0, d1]
-    (and set in the slash bitmap when the span has holes); a narrow span leaves column keys to the columns.
-    With TMA, K/V come as one copy each (keys outside [0, T) read as zeros)."""
+    (and set in the slash bitmap when the span has holes); a narrow span leaves column keys to the columns."""
     keys = key0 + offs_n
     key_ok = (keys >= 0) & (keys < T)
-    if TMA:
-        k, v = _tma_tile(KDesc, VDesc, key0, kvh * HEAD_DIM)
-    else:
-        k = tl.load(k_base + keys.to(tl.int64)[None, :] * stride_kt, mask=key_ok[None, :], other=0.0)
-        v = tl.load(v_base + keys.to(tl.int64)[:, None] * stride_vt, mask=key_ok[:, None], other=0.0)
+    k = tl.load(k_base + keys.to(tl.int64)[None, :] * stride_kt, mask=key_ok[None, :], other=0.0)
+    v = tl.load(v_base + keys.to(tl.int64)[:, None] * stride_vt, mask=key_ok[:, None], other=0.0)
     # keys left out (outside [0, T), or columns in a narrow span) move far below every row, off the span
     left_out = ~key_ok | tl.where(narrow, tl.load(col_bits + keys, mask=key_ok, other=0) != 0, False)
     keys = tl.where(left_out, -(1 << 30), keys)
@@ -102,7 +97,7 @@ def _vertical_slash_fwd(
     T, qk_scale, num_blocks, max_spans, num_cols,
     stride_qt, stride_qh, stride_kt, stride_kh, stride_vt, stride_vh, stride_ot, stride_oh,
     GROUP: tl.constexpr, HEAD_DIM: tl.constexpr, BLOCK: tl.constexpr, BLOCK_N: tl.constexpr, USE_TMA: tl.constexpr,
-    MASKED_STAGES: tl.constexpr, MASKED_TMA: tl.constexpr,
+    MASKED_STAGES: tl.constexpr,
 ):
     head, qb = kv_major_program(tl.program_id(0), num_blocks, GROUP)
     kvh = head // GROUP
@@ -148,18 +143,18 @@ def _vertical_slash_fwd(
         first, whole_lo, whole_hi, count = _span_tiles(d0, d1, holes, r0, BLOCK, BLOCK_N)
         if holes != 0:  # every tile masked, and a bitmap lookup a pair: a loop of its own, out of the common one's
             for t in tl.range(first, count, num_stages=1):  # way (pipelined, its buffers took 160 KB in all)
-                acc, m_i, l_i = _masked_span_tile(acc, m_i, l_i, q, k_base, v_base, KDesc, VDesc, kvh, slash,
-                                                  col_bits, rows, r0 - d1 + t * BLOCK_N, d0, d1, narrow, offs_n, T,
-                                                  qk_scale, stride_kt, stride_vt, True, HEAD_DIM, False)
+                acc, m_i, l_i = _masked_span_tile(acc, m_i, l_i, q, k_base, v_base, slash, col_bits, rows,
+                                                  r0 - d1 + t * BLOCK_N, d0, d1, narrow, offs_n, T, qk_scale,
+                                                  stride_kt, stride_vt, True)
         else:
             has_whole = whole_hi > whole_lo
             before = tl.where(has_whole, whole_lo, count) - first  # masked tiles before the unmasked ones
             after = tl.where(has_whole, whole_hi, count)  # ... and the first one after them
             for j in tl.range(0, before + count - after, num_stages=MASKED_STAGES):  # module docstring
                 t = tl.where(j < before, first + j, after + j - before)
-                acc, m_i, l_i = _masked_span_tile(acc, m_i, l_i, q, k_base, v_base, KDesc, VDesc, kvh, slash,
-                                                  col_bits, rows, r0 - d1 + t * BLOCK_N, d0, d1, narrow, offs_n, T,
-                                                  qk_scale, stride_kt, stride_vt, False, HEAD_DIM, MASKED_TMA)
+                acc, m_i, l_i = _masked_span_tile(acc, m_i, l_i, q, k_base, v_base, slash, col_bits, rows,
+                                                  r0 - d1 + t * BLOCK_N, d0, d1, narrow, offs_n, T, qk_scale,
+                                                  stride_kt, stride_vt, False)
 
     # 3. vertical columns (sorted), from per-head copies of their K/V rows: contiguous tiles, no dependent
     #    gathers. The first n_clean are old enough that every pair lies past the wide runs: unmasked tiles.
@@ -174,10 +169,7 @@ def _vertical_slash_fwd(
             k, v = _column_tile(VertK, VertV, vert + c0, offs_n, offs_d, HEAD_DIM)
         acc, m_i, l_i = attend_tile(acc, m_i, l_i, q, k, v, qk_scale, 0, False)
     for c0 in tl.range(n_clean, n_cols, BLOCK_N, num_stages=MASKED_STAGES):  # module docstring
-        if MASKED_TMA:
-            k, v = _tma_tile(VertKDesc, VertVDesc, vert + c0, 0)
-        else:
-            k, v = _column_tile(VertK, VertV, vert + c0, offs_n, offs_d, HEAD_DIM)
+        k, v = _column_tile(VertK, VertV, vert + c0, offs_n, offs_d, HEAD_DIM)
         cols = tl.load(Cols + vert + c0 + offs_n)  # padding is T: above every row
         delta = rows[:, None] - cols[None, :]
         mask = (delta >= 0) & row_ok[:, None]
@@ -371,8 +363,7 @@ def max_block(head_dim: int) -> int:
 def vertical_slash_attention(q, k, v, vertical_idx: torch.Tensor, slash_offsets: torch.Tensor, *,
                              block: int | None = None, block_n: int | None = None, num_warps: int | None = None,
                              num_stages: int | None = None, maxnreg: int | None = None, tma: bool | None = None,
-                             masked_stages: int = 1, masked_tma: bool = False,
-                             out: torch.Tensor | None = None) -> torch.Tensor:
+                             masked_stages: int = 1, out: torch.Tensor | None = None) -> torch.Tensor:
     """Causal GQA attention of q [T, Hq, D] where query i sees key j <= i iff j is in vertical_idx[h]
     or i - j is in slash_offsets[h] (vertical_idx [Hq, NV], slash_offsets [Hq, NS]; out-of-range
     entries are ignored, duplicates count once). Rows with no key give 0. The keyword options are
@@ -416,7 +407,6 @@ def vertical_slash_attention(q, k, v, vertical_idx: torch.Tensor, slash_offsets:
         T, D ** -0.5 * LOG2E, nb, lists["lo"].shape[1], lists["cols"].shape[1],
         q.stride(0), q.stride(1), k.stride(0), k.stride(1), v.stride(0), v.stride(1), out.stride(0), out.stride(1),
         GROUP=Hq // Hkv, HEAD_DIM=D, BLOCK=block, BLOCK_N=block_n, USE_TMA=tma, MASKED_STAGES=masked_stages,
-        MASKED_TMA=tma and masked_tma,
         num_warps=num_warps or (8 if block >= 128 else 4), num_stages=num_stages or 2, **launch,
     )
     return out

@@ -42,8 +42,7 @@ BLOCK_SPARSE_TILES = block_sparse._tiles(128, 128, hopper=True)  # the default l
 VERTICAL_SLASH_ARGS = dict(TILE, KDesc="i32", VDesc="i32", SlashBits="*i8", SpanLo=I32, SpanHi=I32, SpanHoles="*i8",
                            LiveSpans=I32, WideLo=I32, WideHi=I32, WideCount=I32, ColBits="*i8", Cols=I32, ColClean=I32,
                            ColCount=I32, VertK=BF16, VertV=BF16, VertKDesc="i32", VertVDesc="i32")
-VERTICAL_SLASH_HOPPER = dict(GROUP=7, HEAD_DIM=128, BLOCK=128, BLOCK_N=128, USE_TMA=False, MASKED_STAGES=1,
-                             MASKED_TMA=False)
+VERTICAL_SLASH_HOPPER = dict(GROUP=7, HEAD_DIM=128, BLOCK=128, BLOCK_N=128, USE_TMA=False, MASKED_STAGES=1)
 
 TMA_KV = {name: f"tensordesc<bf16[{BLOCK_SPARSE_TILES[1]},{BLOCK_SPARSE_HOPPER['HEAD_DIM']}]>"  # [BLOCK_N, D] boxes
           for name in ("KDesc", "VDesc")}
@@ -66,9 +65,6 @@ CASES = [  # launch options as the wrappers' defaults set them (the prefill kern
     case("vertical_slash", vertical_slash._vertical_slash_fwd,  # the H100 default: K/V and the columns' copies by TMA
          VERTICAL_SLASH_TMA_ARGS,
          dict(VERTICAL_SLASH_HOPPER, BLOCK_N=64, USE_TMA=True), num_warps=8, num_stages=2, maxnreg=128),
-    case("vertical_slash masked tma", vertical_slash._vertical_slash_fwd,  # the H100 default with masked_tma
-         VERTICAL_SLASH_TMA_ARGS, dict(VERTICAL_SLASH_HOPPER, BLOCK_N=64, USE_TMA=True, MASKED_TMA=True), num_warps=8,
-         num_stages=2, maxnreg=128),
     case("vertical_slash pointers", vertical_slash._vertical_slash_fwd, VERTICAL_SLASH_ARGS,
          dict(VERTICAL_SLASH_HOPPER, BLOCK_N=64), num_warps=8, num_stages=2, maxnreg=128),
     case("vertical_slash block_n=128", vertical_slash._vertical_slash_fwd, VERTICAL_SLASH_ARGS, VERTICAL_SLASH_HOPPER,

@@ -99,7 +99,6 @@ def slash_pattern(gen, T, Hq, block):
         (150, 2, 1, 256, 64, torch.float16, {}),  # head_dim 256: its largest tile
         (300, 4, 1, 64, 64, torch.float16, {"block_n": 32, "tma": True}),  # unmasked tiles read by TMA
         (1600, 2, 1, 64, 128, torch.float16, {"block_n": 64, "tma": True}),  # the H100 tile
-        (300, 4, 1, 64, 64, torch.float16, {"block_n": 32, "tma": True, "masked_tma": True}),  # masked tiles by TMA
     ],
 )
 def test_vertical_slash_equals_reference(gen, T, Hq, Hkv, D, block, dtype, options, monkeypatch):
