@@ -147,7 +147,7 @@ def compile_case(c) -> dict:
                 wgmma="wgmma.mma_async" in ptx, mma="mma.sync" in ptx, griddepcontrol="griddepcontrol.wait" in ptx,
                 maxnreg=".maxnreg" in ptx, shared=kernel.metadata.shared, registers=registers_per_thread(kernel.asm["cubin"]),
                 release_acquire_atomic="atom.global.gpu.acq_rel" in ptx or "atom.acq_rel.gpu" in ptx,
-                l1_bypassing_load="ld.global.cg" in ptx, tma_copies=ptx.count("cp.async.bulk.tensor"), hgmma=hgmma,
+                l1_bypassing_load="ld.global.cg" in ptx, tma="cp.async.bulk.tensor" in ptx, hgmma=hgmma,
                 hgmma_waits=hgmma_waits,
                 shared_limit=SHARED_MEMORY_LIMIT[c["arch"]])
 

@@ -80,7 +80,7 @@ def test_default_h100_tile_reads_kv_through_tma(compiled, name):
     """The default H100 tile reads each K/V tile as one TMA copy from its first row, with no address per
     element (block-sparse at 128k, 90%: 25.9 -> 23.8 ms, bench/RESULTS.md); pointer loads stay for layouts
     TMA cannot read."""
-    assert compiled[name]["tma_copies"] and compiled[name]["maxnreg"] and not compiled[f"{name} pointers"]["tma_copies"]
+    assert compiled[name]["tma"] and compiled[name]["maxnreg"] and not compiled[f"{name} pointers"]["tma"]
 
 
 def test_quest_bounds_fit_four_programs_per_sm(compiled):
