@@ -38,7 +38,6 @@ import triton.language as tl
 from sftasks.errors import InputError
 
 from ._checks import check_qkv, tma_rows
-from ._rows import gather, sorted_unique
 from ._tile import LOG2E, attend_tile, finish, kv_major_program
 
 
@@ -182,68 +181,174 @@ def _vertical_slash_fwd(
 
 
 @triton.jit
+def _copy_columns(K, V, Cols, VertK, VertV, T, num_cols, stride_kt, stride_kh, stride_vt, stride_vh,
+                  GROUP: tl.constexpr, HEAD_DIM: tl.constexpr, ROWS: tl.constexpr):
+    """Rows c0 + [0, ROWS) of a query head's column copies: the K/V rows of its sorted columns (padding T reads
+    row T - 1), contiguous, so the attention reads them as tiles (one launch, not torch's index and copy)."""
+    head, c0 = tl.program_id(0), tl.program_id(1) * ROWS
+    kvh = (head // GROUP).to(tl.int64)
+    slots = head * num_cols + c0 + tl.arange(0, ROWS)
+    key = tl.minimum(tl.load(Cols + slots), T - 1).to(tl.int64)
+    offs_d = tl.arange(0, HEAD_DIM)
+    dst = slots.to(tl.int64)[:, None] * HEAD_DIM + offs_d[None, :]
+    tl.store(VertK + dst, tl.load(K + key[:, None] * stride_kt + kvh * stride_kh + offs_d[None, :]))
+    tl.store(VertV + dst, tl.load(V + key[:, None] * stride_vt + kvh * stride_vh + offs_d[None, :]))
+
+
+@triton.jit
 def _max(a, b):
     return tl.maximum(a, b)
 
 
 @triton.jit
-def _min(a, b):
-    return tl.minimum(a, b)
+def _max3(a0, b0, c0, a1, b1, c1):
+    return tl.maximum(a0, a1), tl.maximum(b0, b1), tl.maximum(c0, c1)
 
 
 @triton.jit
-def _work_lists(Slash, Vert, SlashBits, SpanLo, SpanHi, SpanHoles, WideLo, WideHi, WideCount, ColBits, Cols, Scratch,
-                T, n_slash, n_vert, NS: tl.constexpr, NV: tl.constexpr, BLOCK: tl.constexpr, BLOCK_N: tl.constexpr):
-    """One head's work lists in one program (what `_lists_by_torch` builds, for rows that fit registers): the
-    slash bitmap, the spans (sorted offsets cut into runs by scans, runs into spans), sorted unique columns
-    and their bitmap."""
+def _span_scan(n0, s0, w0, n1, s1, w1):
+    return n0 + n1, tl.maximum(s0, s1), w0 + w1
+
+
+@triton.jit
+def _popcount(w):
+    """Set bits of each int32 (SWAR; the masks drop what an arithmetic shift brings in)."""
+    w = w - ((w >> 1) & 0x55555555)
+    w = (w & 0x33333333) + ((w >> 2) & 0x33333333)
+    return (((w + (w >> 4)) & 0x0F0F0F0F) * 0x01010101) >> 24
+
+
+@triton.jit
+def _ranks(values, ok, Words, Before, bits_shift):
+    """Rank of each value among the distinct values marked in the bit words (set bits in words before its own,
+    Before's packed field at bits_shift, plus those below it in its word): a sort that needs no sort."""
+    word = values >> 5
+    below = tl.load(Words + word, mask=ok, other=0, cache_modifier=".cg") & ((1 << (values & 31)) - 1)
+    return ((tl.load(Before + word, mask=ok, other=0) >> bits_shift) & 0xFFFF) + _popcount(below)
+
+
+@triton.jit
+def _work_lists(Slash, Vert, SlashBits, SpanLo, SpanHi, SpanHoles, WideLo, WideHi, WideCount, ColBits, Cols,
+                SlashWords, ColWords, Before, Scratch, Live, ColClean, ColCount, T, n_slash, n_vert, num_words,
+                num_blocks, NS: tl.constexpr, NV: tl.constexpr, BLOCK: tl.constexpr, BLOCK_N: tl.constexpr,
+                WORDS_CHUNK: tl.constexpr, BLOCKS_CHUNK: tl.constexpr):
+    """One head's work lists in one program (what `_lists_by_torch` and `_block_counts` build, for rows that
+    fit registers). Block-wide scans are this program's cost (~5 us each at 8192 values on an H100), so it
+    uses few: the offsets and columns are sorted by their ranks in bit words (one scan of T / 32 popcounts,
+    both kinds in it), runs and spans come from gathers and two scans, and the per-block counts from one.
+    SlashBits, ColBits, the words, Live, ColClean and ColCount arrive zeroed."""
     h = tl.program_id(0)
     big = 2 * T
     offs = tl.arange(0, NS)
-    scratch = Scratch + h * NS
+    offs_v = tl.arange(0, NV)
+    scratch = Scratch + h * 2 * NS
+    slash_bits = SlashBits + h.to(tl.int64) * T
+    col_bits = ColBits + h.to(tl.int64) * T
+    slash_words = SlashWords + h * num_words
+    col_words = ColWords + h * num_words
+    before = Before + h * num_words
     o = tl.load(Slash + h * n_slash + offs, mask=offs < n_slash, other=-1)
-    valid = (o >= 0) & (o < T)
-    x = sorted_unique(scratch, tl.where(valid, o, big).to(tl.int32), offs, big)
+    o_ok = (o >= 0) & (o < T)
+    c = tl.load(Vert + h * n_vert + offs_v, mask=offs_v < n_vert, other=-1)
+    c_ok = (c >= 0) & (c < T)
+    tl.store(slash_bits + o, tl.full([NS], 1, tl.int8), mask=o_ok)
+    tl.store(col_bits + c, tl.full([NV], 1, tl.int8), mask=c_ok)
+    o = tl.where(o_ok, o, 0).to(tl.int32)  # no address outside the rows, even masked; int32 bit words
+    c = tl.where(c_ok, c, 0).to(tl.int32)
+    tl.atomic_or(slash_words + (o >> 5), 1 << (o & 31), mask=o_ok, sem="relaxed")
+    tl.atomic_or(col_words + (c >> 5), 1 << (c & 31), mask=c_ok, sem="relaxed")
+    tl.debug_barrier()
+    # set bits before each word, the offsets' count in the low 16 bits and the columns' in the high (<= MAX_ROW each)
+    seen = 0
+    for w0 in range(0, num_words, WORDS_CHUNK):
+        w = w0 + tl.arange(0, WORDS_CHUNK)
+        w_ok = w < num_words
+        bits = _popcount(tl.load(slash_words + w, mask=w_ok, other=0, cache_modifier=".cg")) + \
+            (_popcount(tl.load(col_words + w, mask=w_ok, other=0, cache_modifier=".cg")) << 16)
+        upto = tl.cumsum(bits, 0)
+        tl.store(before + w, seen + upto - bits, mask=w_ok)
+        seen += tl.max(upto, 0)  # the last prefix: both fields only grow
+    n = seen & 0xFFFF
+    n_cols = seen >> 16
+    tl.debug_barrier()
+    # distinct values land on their ranks (a duplicate writes the same value to the same slot)
+    tl.store(scratch + _ranks(o, o_ok, slash_words, before, 0), o, mask=o_ok)
+    cols = Cols + h * NV
+    tl.store(cols + _ranks(c, c_ok, col_words, before, 16), c, mask=c_ok)
+    tl.store(cols + offs_v, tl.full([NV], 0, tl.int32) + T, mask=offs_v >= n_cols)  # the rest T
+    tl.debug_barrier()
+    x = tl.load(scratch + offs, mask=offs < n, other=big)  # sorted distinct offsets, then big
     real = x < big
-    n = tl.sum(real.to(tl.int32), 0)
-    prev = gather(scratch, x, offs, offs - 1, offs > 0, -2)
+    # Runs of consecutive offsets. A run is wide (has an unmasked tile) when it holds at least WIDE offsets,
+    # i.e. when the offset WIDE - 1 places after its first is WIDE - 1 larger.
+    WIDE: tl.constexpr = ((BLOCK - 1 + BLOCK_N - 1) // BLOCK_N + 1) * BLOCK_N
+    tl.debug_barrier()
+    tl.store(scratch + offs, x)
+    tl.debug_barrier()
+    prev = tl.load(scratch + offs - 1, mask=offs > 0, other=-2)
+    nxt = tl.load(scratch + offs + 1, mask=offs < NS - 1, other=big)
+    ahead = tl.load(scratch + offs + WIDE - 1, mask=offs + WIDE - 1 < NS, other=big)
     new_run = x - prev > 1
-    run_end = gather(scratch, x, offs, offs + 1, offs < NS - 1, big) - x > 1
-    start = tl.associative_scan(tl.where(new_run, offs, 0), 0, _max)
-    end = tl.associative_scan(tl.where(run_end, offs, NS - 1), 0, _min, reverse=True)
-    width = tl.load(scratch + end) - tl.load(scratch + start) + 1  # scratch still holds x
-    wide = real & (width // BLOCK_N > (BLOCK - 1 + BLOCK_N - 1) // BLOCK_N)
-    tl.store(SlashBits + h.to(tl.int64) * T + x, tl.where(wide, 2, 1).to(tl.int8), mask=real)
-    prev_wide = gather(scratch, wide.to(tl.int32), offs, offs - 1, offs > 0, 0) != 0
+    run_end = nxt - x > 1
+    wide_start = real & new_run & (ahead - x == WIDE - 1)
+    run = tl.associative_scan(tl.where(new_run, offs * 2 + wide_start.to(tl.int32), 0), 0, _max)  # latest start wins
+    wide = real & ((run & 1) != 0)
+    tl.store(slash_bits + x, tl.full([NS], 2, tl.int8), mask=wide)
+    flags = scratch + NS
+    tl.store(flags + offs, wide.to(tl.int32))
+    tl.debug_barrier()
+    prev_wide = tl.load(flags + offs - 1, mask=offs > 0, other=0) != 0
+    next_wide = tl.load(flags + offs + 1, mask=offs < NS - 1, other=0) != 0
     # a new span at a wide run, after one, or after a gap of more than BLOCK // 2 offsets
     new_span = real & new_run & ((offs == 0) | wide | prev_wide | (x - prev - 1 > BLOCK // 2))
-    next_new = gather(scratch, new_span.to(tl.int32), offs, offs + 1, offs < NS - 1, 1) != 0
+    next_new = (nxt < big) & run_end & (next_wide | wide | (nxt - x - 1 > BLOCK // 2))
     span_end = real & (next_new | (offs == n - 1))
-    span = tl.cumsum(new_span.to(tl.int32), 0) - 1
-    span_start = tl.associative_scan(tl.where(new_span, offs, 0), 0, _max)
-    lo = gather(scratch, x, offs, span_start, True, 0)
+    spans_so_far, span_start, wide_so_far = tl.associative_scan(
+        (new_span.to(tl.int32), tl.where(new_span, offs, 0), (new_span & wide).to(tl.int32)), 0, _span_scan)
+    span = spans_so_far - 1
+    lo = tl.load(scratch + span_start)  # x
     holes = x - lo != offs - span_start  # more offsets spanned than held
     row = h * NS
     tl.store(SpanLo + row + span, lo, mask=span_end)
     tl.store(SpanHi + row + span, x, mask=span_end)
     tl.store(SpanHoles + row + span, holes.to(tl.int8), mask=span_end)
-    unused = offs >= tl.sum(new_span.to(tl.int32), 0)
+    unused = offs >= tl.max(spans_so_far, 0)
     tl.store(SpanLo + row + offs, tl.full([NS], 0, tl.int32) + big, mask=unused)
     tl.store(SpanHi + row + offs, tl.full([NS], 0, tl.int32) + big, mask=unused)
     tl.store(SpanHoles + row + offs, tl.zeros([NS], tl.int8), mask=unused)
     wide_end = span_end & wide  # a wide run is a span of its own
-    slot = tl.cumsum(wide_end.to(tl.int32), 0) - 1
-    tl.store(WideLo + row + slot, lo, mask=wide_end)
-    tl.store(WideHi + row + slot, x, mask=wide_end)
-    tl.store(WideCount + h, tl.sum(wide_end.to(tl.int32), 0))
-    # columns: sorted, unique, the rest T (above every row)
-    offs_v = tl.arange(0, NV)
-    c = tl.load(Vert + h * n_vert + offs_v, mask=offs_v < n_vert, other=-1)
-    ok = (c >= 0) & (c < T)
-    tl.store(ColBits + h.to(tl.int64) * T + c, tl.full([NV], 1, tl.int8), mask=ok)
-    c = sorted_unique(Cols + h * NV, tl.where(ok, c, T).to(tl.int32), offs_v, T)
+    tl.store(WideLo + row + wide_so_far - 1, lo, mask=wide_end)
+    tl.store(WideHi + row + wide_so_far - 1, x, mask=wide_end)
+    tl.store(WideCount + h, tl.max(wide_so_far, 0))
+    # Per query block b: the spans with d0 <= its last row, and the columns read unmasked and at all (the
+    # thresholds of `_block_counts`). A sorted item i is counted from block f(item) on, so the count is the
+    # running max of i + 1 stored at f by the last item of each f.
+    blocks = h * num_blocks
+    last_in_block = span_end & (nxt // BLOCK != lo // BLOCK)  # the last span starting in its block
+    tl.store(Live + blocks + lo // BLOCK, span + 1, mask=last_in_block)
+    wide_max = tl.max(tl.where(wide, x, -1), 0)
+    band_hi = tl.max(tl.where(wide & (run >> 1 == 0) & (tl.min(x, 0) == 0), x, -1), 0)  # a wide run from offset 0
+    col = tl.load(cols + offs_v)
+    next_col = tl.load(cols + offs_v + 1, mask=offs_v + 1 < n_cols, other=2 * big)
+    clean_at = (col + wide_max + BLOCK) // BLOCK  # the first block whose rows are all past col + wide_max
+    next_clean_at = (next_col + wide_max + BLOCK) // BLOCK
+    count_at = (tl.maximum(col + 2 + band_hi - BLOCK, 0) + BLOCK - 1) // BLOCK  # ... with a pair off the band
+    next_count_at = (tl.maximum(next_col + 2 + band_hi - BLOCK, 0) + BLOCK - 1) // BLOCK
+    real_col = offs_v < n_cols
+    tl.store(ColClean + blocks + clean_at, offs_v + 1, mask=real_col & (next_clean_at != clean_at) & (clean_at < num_blocks))
+    tl.store(ColCount + blocks + count_at, offs_v + 1, mask=real_col & (next_count_at != count_at) & (count_at < num_blocks))
     tl.debug_barrier()
-    tl.store(Cols + h * NV + offs_v, c)
+    seen_live, seen_clean, seen_count = 0, 0, 0  # the running maxima before this chunk of blocks
+    for b0 in range(0, num_blocks, BLOCKS_CHUNK):
+        b = blocks + b0 + tl.arange(0, BLOCKS_CHUNK)
+        ok = b0 + tl.arange(0, BLOCKS_CHUNK) < num_blocks
+        live, clean, count = tl.associative_scan((tl.load(Live + b, mask=ok, other=0), tl.load(ColClean + b, mask=ok, other=0),
+                                                  tl.load(ColCount + b, mask=ok, other=0)), 0, _max3)
+        live, clean, count = tl.maximum(live, seen_live), tl.maximum(clean, seen_clean), tl.maximum(count, seen_count)
+        tl.store(Live + b, live, mask=ok)
+        tl.store(ColClean + b, clean // BLOCK_N * BLOCK_N, mask=ok)  # whole tiles
+        tl.store(ColCount + b, count, mask=ok)
+        seen_live, seen_clean, seen_count = tl.max(live, 0), tl.max(clean, 0), tl.max(count, 0)
 
 
 def _bitmap(idx: torch.Tensor, T: int, value: torch.Tensor | int = 1) -> torch.Tensor:
@@ -298,22 +403,33 @@ MAX_ROW = 16384  # offsets or columns a head for the one-program list build (a r
 
 
 def _lists_by_kernel(vertical_idx: torch.Tensor, slash_offsets: torch.Tensor, T: int, block: int, block_n: int) -> dict:
-    """`_work_lists`: one launch (and two zeroed bitmaps) instead of ~50 small torch ops, whose launches cost
-    ~1.3 ms of host time a call at 128k against 0.39 ms (bench/RESULTS.md)."""
+    """`_work_lists`: one launch (and one zeroed buffer) instead of ~60 small torch ops, whose launches cost
+    ~1.3 ms of host time a call at 128k (bench/RESULTS.md)."""
     H, n_slash = slash_offsets.shape
     n_vert = vertical_idx.shape[1]
     NS = triton.next_power_of_2(max(n_slash, 2))
     NV = max(triton.next_power_of_2(max(n_vert, 2)), block_n)
     dev = slash_offsets.device
-    i32, i8 = dict(dtype=torch.int32, device=dev), dict(dtype=torch.int8, device=dev)
-    lists = dict(slash=torch.zeros(H, T, **i8), lo=torch.empty(H, NS, **i32), hi=torch.empty(H, NS, **i32),
-                 holes=torch.empty(H, NS, **i8), wide_lo=torch.empty(H, NS, **i32), wide_hi=torch.empty(H, NS, **i32),
-                 wide_count=torch.empty(H, **i32), col_bits=torch.zeros(H, T, **i8), cols=torch.empty(H, NV, **i32))
+    i32 = dict(dtype=torch.int32, device=dev)
+    nb, num_words = -(-T // block), -(-T // 32)
+    # everything that starts zeroed, in one buffer: two bit-word maps, three per-block counts, two byte maps
+    ints = H * (2 * num_words + 3 * nb)
+    zeroed = torch.zeros(4 * ints + 2 * H * T, dtype=torch.int8, device=dev)
+    words, blocks = zeroed[: 4 * ints].view(torch.int32).split([2 * H * num_words, 3 * H * nb])
+    words, blocks, bits = words.view(2, H, num_words), blocks.view(3, H, nb), zeroed[4 * ints :].view(2, H, T)
+    lists = dict(slash=bits[0], lo=torch.empty(H, NS, **i32), hi=torch.empty(H, NS, **i32),
+                 holes=torch.empty(H, NS, dtype=torch.int8, device=dev), wide_lo=torch.empty(H, NS, **i32),
+                 wide_hi=torch.empty(H, NS, **i32), wide_count=torch.empty(H, **i32), col_bits=bits[1],
+                 cols=torch.empty(H, NV, **i32), live=blocks[0], col_clean=blocks[1], col_count=blocks[2])
     _work_lists[(H,)](
         slash_offsets.contiguous(), vertical_idx.contiguous(), SlashBits=lists["slash"], SpanLo=lists["lo"],
         SpanHi=lists["hi"], SpanHoles=lists["holes"], WideLo=lists["wide_lo"], WideHi=lists["wide_hi"],
-        WideCount=lists["wide_count"], ColBits=lists["col_bits"], Cols=lists["cols"], Scratch=torch.empty(H, NS, **i32),
-        T=T, n_slash=n_slash, n_vert=n_vert, NS=NS, NV=NV, BLOCK=block, BLOCK_N=block_n, num_warps=8 if NS >= 4096 else 4)
+        WideCount=lists["wide_count"], ColBits=lists["col_bits"], Cols=lists["cols"], SlashWords=words[0],
+        ColWords=words[1], Before=torch.empty(H, num_words, **i32), Scratch=torch.empty(H, 2, NS, **i32),
+        Live=lists["live"], ColClean=lists["col_clean"], ColCount=lists["col_count"],
+        T=T, n_slash=n_slash, n_vert=n_vert, num_words=num_words, num_blocks=nb, NS=NS, NV=NV, BLOCK=block,
+        BLOCK_N=block_n, WORDS_CHUNK=min(4096, triton.next_power_of_2(num_words)),
+        BLOCKS_CHUNK=min(4096, triton.next_power_of_2(nb)), num_warps=8 if NS >= 4096 else 4)
     return lists
 
 
@@ -328,7 +444,23 @@ def _lists_by_torch(vertical_idx: torch.Tensor, slash_offsets: torch.Tensor, T: 
     dup[:, 1:] = cols[:, 1:] == cols[:, :-1]
     cols = torch.where(dup, T, cols).sort(dim=-1).values
     lists["cols"] = torch.nn.functional.pad(cols, (0, -cols.shape[1] % block_n), value=T).contiguous()  # whole tiles
-    return lists
+    return lists | _block_counts(lists, T, block, block_n)
+
+
+def _block_counts(lists: dict, T: int, block: int, block_n: int) -> dict:
+    """Per head and query block: the spans that reach it (d0 <= its last row), the columns it reads unmasked
+    and those it reads at all (build_work_lists)."""
+    H, NS = lists["wide_lo"].shape
+    nb = -(-T // block)
+    block_start = (torch.arange(nb, device=lists["lo"].device, dtype=torch.int32) * block).expand(H, nb)
+    slot = torch.arange(NS, device=lists["lo"].device)
+    wide_max = torch.where(slot < lists["wide_count"][:, None], lists["wide_hi"], -1).amax(1, keepdim=True)
+    band = (lists["wide_count"][:, None] > 0) & (lists["wide_lo"][:, :1] == 0)
+    band_hi = torch.where(band, lists["wide_hi"][:, :1], -1)
+    clean = torch.searchsorted(lists["cols"], (block_start - 1 - wide_max).int(), right=True)
+    count = torch.searchsorted(lists["cols"], (block_start + block - 2 - band_hi).int(), right=True)
+    return dict(live=torch.searchsorted(lists["lo"], block_start + block - 1, right=True).int(),
+                col_clean=(clean // block_n * block_n).int(), col_count=count.int())
 
 
 def build_work_lists(vertical_idx: torch.Tensor, slash_offsets: torch.Tensor, T: int, block: int, block_n: int,
@@ -339,19 +471,7 @@ def build_work_lists(vertical_idx: torch.Tensor, slash_offsets: torch.Tensor, T:
     above the block)."""
     if by_kernel is None:
         by_kernel = max(slash_offsets.shape[1], vertical_idx.shape[1]) <= MAX_ROW
-    lists = (_lists_by_kernel if by_kernel else _lists_by_torch)(vertical_idx, slash_offsets, T, block, block_n)
-    H, NS = lists["wide_lo"].shape
-    nb = -(-T // block)
-    block_start = (torch.arange(nb, device=vertical_idx.device, dtype=torch.int32) * block).expand(H, nb)
-    lists["live"] = torch.searchsorted(lists["lo"], block_start + block - 1, right=True).int()  # d0 <= block end
-    slot = torch.arange(NS, device=vertical_idx.device)
-    wide_max = torch.where(slot < lists["wide_count"][:, None], lists["wide_hi"], -1).amax(1, keepdim=True)
-    band = (lists["wide_count"][:, None] > 0) & (lists["wide_lo"][:, :1] == 0)
-    band_hi = torch.where(band, lists["wide_hi"][:, :1], -1)
-    clean = torch.searchsorted(lists["cols"], (block_start - 1 - wide_max).int(), right=True)
-    lists["col_clean"] = (clean // block_n * block_n).int()
-    lists["col_count"] = torch.searchsorted(lists["cols"], (block_start + block - 2 - band_hi).int(), right=True).int()
-    return lists
+    return (_lists_by_kernel if by_kernel else _lists_by_torch)(vertical_idx, slash_offsets, T, block, block_n)
 
 
 def max_block(head_dim: int) -> int:
@@ -388,9 +508,10 @@ def vertical_slash_attention(q, k, v, vertical_idx: torch.Tensor, slash_offsets:
     tma = tma and tma_rows(k) and tma_rows(v)
     lists = build_work_lists(vertical_idx.to(q.device), slash_offsets.to(q.device), T, block, block_n)
     nb = -(-T // block)
-    rows = lists["cols"].clamp(max=T - 1).long()
-    kv_head = (torch.arange(Hq, device=q.device) // (Hq // Hkv)).unsqueeze(1)
-    vert_k, vert_v = k[rows, kv_head].contiguous(), v[rows, kv_head].contiguous()  # [Hq, NV, D]
+    num_cols = lists["cols"].shape[1]  # a multiple of block_n
+    vert_k, vert_v = (torch.empty(Hq, num_cols, D, device=q.device, dtype=q.dtype) for _ in range(2))
+    _copy_columns[(Hq, num_cols // block_n)](k, v, lists["cols"], vert_k, vert_v, T, num_cols, k.stride(0), k.stride(1),
+                                              v.stride(0), v.stride(1), GROUP=Hq // Hkv, HEAD_DIM=D, ROWS=block_n)
     kdesc = vdesc = vert_kdesc = vert_vdesc = None
     if tma:
         from triton.tools.tensor_descriptor import TensorDescriptor

@@ -79,8 +79,11 @@ CASES = [  # launch options as the wrappers' defaults set them (the prefill kern
                 BLOCK_N=vertical_slash.max_block(256)), arch=arch, num_warps=4, num_stages=2) for arch in (90, 80)),
     case("vertical_slash work lists", vertical_slash._work_lists,  # 128k: 5755 offsets, 1024 columns a head
          dict(Slash="*i64", Vert="*i64", SlashBits="*i8", SpanLo=I32, SpanHi=I32, SpanHoles="*i8",
-              WideLo=I32, WideHi=I32, WideCount=I32, ColBits="*i8", Cols=I32, Scratch=I32),
-         dict(NS=8192, NV=1024, BLOCK=128, BLOCK_N=64), num_warps=8),
+              WideLo=I32, WideHi=I32, WideCount=I32, ColBits="*i8", Cols=I32, SlashWords=I32, ColWords=I32,
+              Before=I32, Scratch=I32, Live=I32, ColClean=I32, ColCount=I32),
+         dict(NS=8192, NV=1024, BLOCK=128, BLOCK_N=64, WORDS_CHUNK=4096, BLOCKS_CHUNK=1024), num_warps=8),
+    case("vertical_slash copy columns", vertical_slash._copy_columns, dict(K=BF16, V=BF16, Cols=I32, VertK=BF16, VertV=BF16),
+         dict(GROUP=7, HEAD_DIM=128, ROWS=64)),
     case("last_query_scores", estimate._column_and_diagonal_mass,
          dict(Q=BF16, K=BF16, LSE=F32, Cols=F32, Diags=F32, Scratch=F32, qk_scale="fp32"),
          dict(GROUP=7, HEAD_DIM=128, BLOCK=64, ROWS=64)),

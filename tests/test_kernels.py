@@ -164,6 +164,35 @@ def test_work_lists_cover_each_offset_once(gen, by_kernel):
         assert int(lists["col_clean"].sum()) > 0
 
 
+@pytest.mark.parametrize("T, block, block_n", [(3000, 128, 64), (1000, 32, 16), (70, 16, 16)])
+def test_work_lists_of_both_builders_agree(gen, T, block, block_n):
+    """The one-program build (bitmaps read back in chunks, per-block counts by running maxima) gives the torch
+    build's lists, the per-block counts included; it may stop col_count at the real columns, where torch's
+    searchsorted also counts the padding (T, above every row) for the last block of a ragged T."""
+    from sftasks.kernels.vertical_slash import build_work_lists
+
+    Hq = 3
+    wide = ((block - 1 + block_n - 1) // block_n + 1) * block_n  # the fewest offsets of a run with an unmasked tile
+    starts = torch.randint(0, T - wide, (Hq, 2), generator=gen)
+    edge_runs = [starts[:, :1] + torch.arange(wide - 1), starts[:, 1:] + torch.arange(wide),
+                 torch.arange(T - wide, T).expand(Hq, -1)]  # one short of wide, just wide, wide up to T - 1
+    slash = torch.cat([slash_pattern(gen, T, Hq, block), *edge_runs], 1)
+    vertical = torch.randint(-2, T + 3, (Hq, 300), generator=gen)
+    vertical[:, 1] = vertical[:, 0]
+    by_kernel, by_torch = (build_work_lists(vertical, slash, T, block, block_n, by_kernel=b) for b in (True, False))
+    real_cols = (by_torch["cols"] < T).sum(1, keepdim=True)
+    by_torch["col_count"] = torch.minimum(by_torch["col_count"], real_cols.int())
+    padding = {"lo": 2 * T, "hi": 2 * T, "holes": 0, "cols": T}  # the kernel's rows are longer (a power of two)
+    for name, want in by_torch.items():
+        got = by_kernel[name][:, : want.shape[1]] if want.dim() == 2 else by_kernel[name]
+        if name in padding:
+            assert (by_kernel[name][:, want.shape[1]:] == padding[name]).all(), name
+        if name in ("wide_lo", "wide_hi"):  # only the first wide_count slots are used
+            used = torch.arange(want.shape[1]) < by_torch["wide_count"][:, None]
+            got, want = got[used], want[used]
+        assert torch.equal(got.long(), want.long()), f"{name} (seed {gen.initial_seed()})"
+
+
 @pytest.mark.parametrize("T, Hq, Hkv, D, last_q", [(77, 4, 4, 64, 20), (200, 8, 2, 128, 64), (150, 7, 1, 64, 150)])
 def test_last_query_scores_and_estimate_equal_reference(gen, T, Hq, Hkv, D, last_q):
     q, k, _ = qkv(gen, T, Hq, Hkv, D, torch.float16)
