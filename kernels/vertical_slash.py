@@ -41,6 +41,10 @@ from ._checks import check_qkv, tma_rows
 from ._tile import LOG2E, attend_tile, finish, kv_major_program
 
 
+SPAN_HOLES = tl.constexpr(1)  # a span's kind (the work lists' `kind`): its offsets are not all consecutive
+SPAN_WIDE = tl.constexpr(2)  # ... it is a wide run, with unmasked tiles (loop 1); 0: neither
+
+
 @triton.jit
 def _span_tiles(d0, d1, holes, r0, BLOCK: tl.constexpr, BLOCK_N: tl.constexpr):
     """For span [d0, d1] and the query block at r0: (first tile with a key >= 0, first unmasked tile,
@@ -91,7 +95,7 @@ def _column_tile(VertK, VertV, row0, offs_n, offs_d, HEAD_DIM: tl.constexpr):
 
 @triton.jit
 def _vertical_slash_fwd(
-    Q, K, V, KDesc, VDesc, Out, SlashBits, SpanLo, SpanHi, SpanHoles, LiveSpans, WideLo, WideHi, WideCount,
+    Q, K, V, KDesc, VDesc, Out, SlashBits, SpanLo, SpanHi, SpanKind, LiveSpans, WideLo, WideHi, WideCount,
     ColBits, Cols, ColClean, ColCount, VertK, VertV, VertKDesc, VertVDesc,
     T, qk_scale, num_blocks, max_spans, num_cols,
     stride_qt, stride_qh, stride_kt, stride_kh, stride_vt, stride_vh, stride_ot, stride_oh,
@@ -113,6 +117,10 @@ def _vertical_slash_fwd(
     slash = SlashBits + head.to(tl.int64) * T
     col_bits = ColBits + head.to(tl.int64) * T
     spans = head * max_spans
+    # this block's counts, loaded now so that no loop below waits for them
+    live_spans = tl.load(LiveSpans + head * num_blocks + qb)
+    n_clean = tl.load(ColClean + head * num_blocks + qb)
+    n_cols = tl.load(ColCount + head * num_blocks + qb)
 
     acc = tl.zeros([BLOCK, HEAD_DIM], dtype=tl.float32)
     m_i = tl.full([BLOCK], float("-inf"), dtype=tl.float32)
@@ -134,11 +142,12 @@ def _vertical_slash_fwd(
             acc, m_i, l_i = attend_tile(acc, m_i, l_i, q, k, v, qk_scale, 0, False)
 
     # 2. every other tile of the spans that reach this block (spans sorted by d0)
-    for s in range(0, tl.load(LiveSpans + head * num_blocks + qb)):
+    for s in range(0, live_spans):
         d0 = tl.load(SpanLo + spans + s)
         d1 = tl.load(SpanHi + spans + s)
-        holes = tl.load(SpanHoles + spans + s)
-        narrow = tl.load(slash + d0) != 2  # not a wide run
+        kind = tl.load(SpanKind + spans + s)  # loaded with d0 and d1: no load waits on another
+        holes = (kind == SPAN_HOLES).to(tl.int32)
+        narrow = kind != SPAN_WIDE
         first, whole_lo, whole_hi, count = _span_tiles(d0, d1, holes, r0, BLOCK, BLOCK_N)
         if holes != 0:  # every tile masked, and a bitmap lookup a pair: a loop of its own, out of the common one's
             for t in tl.range(first, count, num_stages=1):  # way (pipelined, its buffers took 160 KB in all)
@@ -158,8 +167,6 @@ def _vertical_slash_fwd(
     # 3. vertical columns (sorted), from per-head copies of their K/V rows: contiguous tiles, no dependent
     #    gathers. The first n_clean are old enough that every pair lies past the wide runs: unmasked tiles.
     #    Columns up to n_cols have pairs of their own; later ones only pairs on the band (or above the block).
-    n_clean = tl.load(ColClean + head * num_blocks + qb)
-    n_cols = tl.load(ColCount + head * num_blocks + qb)
     vert = head * num_cols
     for c0 in range(0, n_clean, BLOCK_N):
         if USE_TMA:
@@ -228,7 +235,7 @@ def _ranks(values, ok, Words, Before, bits_shift):
 
 
 @triton.jit
-def _work_lists(Slash, Vert, SlashBits, SpanLo, SpanHi, SpanHoles, WideLo, WideHi, WideCount, ColBits, Cols,
+def _work_lists(Slash, Vert, SlashBits, SpanLo, SpanHi, SpanKind, WideLo, WideHi, WideCount, ColBits, Cols,
                 SlashWords, ColWords, Before, Scratch, Live, ColClean, ColCount, T, n_slash, n_vert, num_words,
                 num_blocks, NS: tl.constexpr, NV: tl.constexpr, BLOCK: tl.constexpr, BLOCK_N: tl.constexpr,
                 WORDS_CHUNK: tl.constexpr, BLOCKS_CHUNK: tl.constexpr):
@@ -311,11 +318,12 @@ def _work_lists(Slash, Vert, SlashBits, SpanLo, SpanHi, SpanHoles, WideLo, WideH
     row = h * NS
     tl.store(SpanLo + row + span, lo, mask=span_end)
     tl.store(SpanHi + row + span, x, mask=span_end)
-    tl.store(SpanHoles + row + span, holes.to(tl.int8), mask=span_end)
+    kind = tl.where(wide, SPAN_WIDE, tl.where(holes, SPAN_HOLES, 0))
+    tl.store(SpanKind + row + span, kind.to(tl.int8), mask=span_end)
     unused = offs >= tl.max(spans_so_far, 0)
     tl.store(SpanLo + row + offs, tl.full([NS], 0, tl.int32) + big, mask=unused)
     tl.store(SpanHi + row + offs, tl.full([NS], 0, tl.int32) + big, mask=unused)
-    tl.store(SpanHoles + row + offs, tl.zeros([NS], tl.int8), mask=unused)
+    tl.store(SpanKind + row + offs, tl.zeros([NS], tl.int8), mask=unused)
     wide_end = span_end & wide  # a wide run is a span of its own
     tl.store(WideLo + row + wide_so_far - 1, lo, mask=wide_end)
     tl.store(WideHi + row + wide_so_far - 1, x, mask=wide_end)
@@ -374,7 +382,7 @@ def _segments(starts_new: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, size
 
 def slash_spans(slash_offsets: torch.Tensor, T: int, block: int, block_n: int) -> dict:
     """Per head, the spans [lo, hi] of the slash offsets in [0, T) (sorted, unused slots lo = hi = 2T) and
-    whether each has holes; the wide runs (hole-free, with an unmasked tile) listed apart; the slash bitmap
+    their kind (a wide run, a span with holes, or neither: 0); the wide runs (hole-free, with an unmasked tile) listed apart; the slash bitmap
     (2 at the wide runs' offsets, 1 at the others')."""
     H, N = slash_offsets.shape
     big = 2 * T
@@ -393,8 +401,10 @@ def slash_spans(slash_offsets: torch.Tensor, T: int, block: int, block_n: int) -
     holes = (lo < big) & (hi - lo + 1 != size)
     wide_first = torch.where(wide, run_lo, big).sort(-1)
     wide_hi = run_hi.gather(1, wide_first.indices)
-    return dict(slash=_bitmap(o, T, torch.where(in_wide, 2, 1)),
-                lo=lo.int().contiguous(), hi=hi.int().contiguous(), holes=holes.to(torch.int8).contiguous(),
+    slash = _bitmap(o, T, torch.where(in_wide, 2, 1))
+    is_wide = (lo < big) & (slash.gather(1, lo.clamp(max=T - 1)) == 2)  # a wide run is a span of its own
+    kind = torch.where(holes, SPAN_HOLES.value, torch.where(is_wide, SPAN_WIDE.value, 0))
+    return dict(slash=slash, lo=lo.int().contiguous(), hi=hi.int().contiguous(), kind=kind.to(torch.int8).contiguous(),
                 wide_lo=wide_first.values.int().contiguous(), wide_hi=wide_hi.int().contiguous(),
                 wide_count=wide.sum(-1).int().contiguous())
 
@@ -418,12 +428,12 @@ def _lists_by_kernel(vertical_idx: torch.Tensor, slash_offsets: torch.Tensor, T:
     words, blocks = zeroed[: 4 * ints].view(torch.int32).split([2 * H * num_words, 3 * H * nb])
     words, blocks, bits = words.view(2, H, num_words), blocks.view(3, H, nb), zeroed[4 * ints :].view(2, H, T)
     lists = dict(slash=bits[0], lo=torch.empty(H, NS, **i32), hi=torch.empty(H, NS, **i32),
-                 holes=torch.empty(H, NS, dtype=torch.int8, device=dev), wide_lo=torch.empty(H, NS, **i32),
+                 kind=torch.empty(H, NS, dtype=torch.int8, device=dev), wide_lo=torch.empty(H, NS, **i32),
                  wide_hi=torch.empty(H, NS, **i32), wide_count=torch.empty(H, **i32), col_bits=bits[1],
                  cols=torch.empty(H, NV, **i32), live=blocks[0], col_clean=blocks[1], col_count=blocks[2])
     _work_lists[(H,)](
         slash_offsets.contiguous(), vertical_idx.contiguous(), SlashBits=lists["slash"], SpanLo=lists["lo"],
-        SpanHi=lists["hi"], SpanHoles=lists["holes"], WideLo=lists["wide_lo"], WideHi=lists["wide_hi"],
+        SpanHi=lists["hi"], SpanKind=lists["kind"], WideLo=lists["wide_lo"], WideHi=lists["wide_hi"],
         WideCount=lists["wide_count"], ColBits=lists["col_bits"], Cols=lists["cols"], SlashWords=words[0],
         ColWords=words[1], Before=torch.empty(H, num_words, **i32), Scratch=torch.empty(H, 2, NS, **i32),
         Live=lists["live"], ColClean=lists["col_clean"], ColCount=lists["col_count"],
@@ -522,7 +532,7 @@ def vertical_slash_attention(q, k, v, vertical_idx: torch.Tensor, slash_offsets:
     out = torch.empty_like(q) if out is None else out
     launch = {} if maxnreg is None else {"maxnreg": maxnreg}
     _vertical_slash_fwd[(Hq * nb,)](
-        q, k, v, kdesc, vdesc, out, lists["slash"], lists["lo"], lists["hi"], lists["holes"], lists["live"],
+        q, k, v, kdesc, vdesc, out, lists["slash"], lists["lo"], lists["hi"], lists["kind"], lists["live"],
         lists["wide_lo"], lists["wide_hi"], lists["wide_count"], lists["col_bits"], lists["cols"], lists["col_clean"],
         lists["col_count"], vert_k, vert_v, vert_kdesc, vert_vdesc,
         T, D ** -0.5 * LOG2E, nb, lists["lo"].shape[1], lists["cols"].shape[1],

@@ -39,7 +39,7 @@ BLOCK_SPARSE_ARGS = dict(TILE, KDesc="i32", VDesc="i32", Idx=I32, Count=I32)
 BLOCK_SPARSE_HOPPER = dict(BLOCK_SIZE=128, GROUP=7, HEAD_DIM=128, BLOCK_M=128, BLOCK_N=128, USE_TMA=False,
                            WARP_SPEC=False, KV_MAJOR=True)
 BLOCK_SPARSE_TILES = block_sparse._tiles(128, 128, hopper=True)  # the default launch on an H100
-VERTICAL_SLASH_ARGS = dict(TILE, KDesc="i32", VDesc="i32", SlashBits="*i8", SpanLo=I32, SpanHi=I32, SpanHoles="*i8",
+VERTICAL_SLASH_ARGS = dict(TILE, KDesc="i32", VDesc="i32", SlashBits="*i8", SpanLo=I32, SpanHi=I32, SpanKind="*i8",
                            LiveSpans=I32, WideLo=I32, WideHi=I32, WideCount=I32, ColBits="*i8", Cols=I32, ColClean=I32,
                            ColCount=I32, VertK=BF16, VertV=BF16, VertKDesc="i32", VertVDesc="i32")
 VERTICAL_SLASH_HOPPER = dict(GROUP=7, HEAD_DIM=128, BLOCK=128, BLOCK_N=128, USE_TMA=False, MASKED_STAGES=1)
@@ -78,7 +78,7 @@ CASES = [  # launch options as the wrappers' defaults set them (the prefill kern
            dict(VERTICAL_SLASH_HOPPER, HEAD_DIM=256, BLOCK=vertical_slash.max_block(256),
                 BLOCK_N=vertical_slash.max_block(256)), arch=arch, num_warps=4, num_stages=2) for arch in (90, 80)),
     case("vertical_slash work lists", vertical_slash._work_lists,  # 128k: 5755 offsets, 1024 columns a head
-         dict(Slash="*i64", Vert="*i64", SlashBits="*i8", SpanLo=I32, SpanHi=I32, SpanHoles="*i8",
+         dict(Slash="*i64", Vert="*i64", SlashBits="*i8", SpanLo=I32, SpanHi=I32, SpanKind="*i8",
               WideLo=I32, WideHi=I32, WideCount=I32, ColBits="*i8", Cols=I32, SlashWords=I32, ColWords=I32,
               Before=I32, Scratch=I32, Live=I32, ColClean=I32, ColCount=I32),
          dict(NS=8192, NV=1024, BLOCK=128, BLOCK_N=64, WORDS_CHUNK=4096, BLOCKS_CHUNK=1024), num_warps=8),

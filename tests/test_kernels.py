@@ -119,9 +119,9 @@ def test_vertical_slash_equals_reference(gen, T, Hq, Hkv, D, block, dtype, optio
 def test_work_lists_cover_each_offset_once(gen, by_kernel):
     """The kernel's work lists, built by one Triton program or (rows too long for it) by torch ops: spans
     that hold every slash offset in [0, T) exactly once (a pair is counted by one span), sorted, with holes
-    flagged; wide runs are hole-free spans with an unmasked tile, their offsets marked 2 in the slash bitmap;
-    columns sorted, unique and in their bitmap; per query block, the columns read unmasked are whole tiles
-    with no pair on a wide run, and the columns not read have all their pairs on the band."""
+    and wide runs flagged; wide runs are hole-free spans with an unmasked tile, their offsets marked 2 in the
+    slash bitmap; columns sorted, unique and in their bitmap; per query block, the columns read unmasked are
+    whole tiles with no pair on a wide run, and the columns not read have all their pairs on the band."""
     from sftasks.kernels.vertical_slash import build_work_lists
 
     T, Hq, block, block_n = 3000, 3, 128, 64
@@ -135,14 +135,15 @@ def test_work_lists_cover_each_offset_once(gen, by_kernel):
             assert lists["slash"][h].nonzero().flatten().tolist() == want
             assert set(lists["slash"][h].tolist()) == {0, 1, 2}
             used = lists["lo"][h] < 2 * T
-            lo, hi, holes = (lists[name][h][used].tolist() for name in ("lo", "hi", "holes"))
+            lo, hi, kind = (lists[name][h][used].tolist() for name in ("lo", "hi", "kind"))
             assert (lists["lo"][h][~used] == 2 * T).all() and not used[int(used.sum()):].any()
             assert lo == sorted(lo) and all(a <= b for a, b in zip(lo, hi)), f"seed {gen.initial_seed()}"
             assert all(b < c for b, c in zip(hi, lo[1:])), f"spans overlap (seed {gen.initial_seed()})"
             inside = [[o for o in want if a <= o <= b] for a, b in zip(lo, hi)]
             assert sum(inside, []) == want, f"seed {gen.initial_seed()}"
-            assert [len(x) != b - a + 1 for x, a, b in zip(inside, lo, hi)] == [bool(x) for x in holes]
-            wide = [(a, b) for a, b, x in zip(lo, hi, holes) if not x and (b - a + 1) // block_n > 2]
+            assert [len(x) != b - a + 1 for x, a, b in zip(inside, lo, hi)] == [x == 1 for x in kind]  # holes
+            wide = [(a, b) for a, b, x in zip(lo, hi, kind) if x != 1 and (b - a + 1) // block_n > 2]
+            assert [(a, b) for a, b, x in zip(lo, hi, kind) if x == 2] == wide
             n = int(lists["wide_count"][h])
             assert list(zip(lists["wide_lo"][h][:n].tolist(), lists["wide_hi"][h][:n].tolist())) == wide
             assert wide[0][0] == 0 and wide[0][1] >= 3 * block + 4, f"the band (seed {gen.initial_seed()})"
@@ -182,7 +183,7 @@ def test_work_lists_of_both_builders_agree(gen, T, block, block_n):
     by_kernel, by_torch = (build_work_lists(vertical, slash, T, block, block_n, by_kernel=b) for b in (True, False))
     real_cols = (by_torch["cols"] < T).sum(1, keepdim=True)
     by_torch["col_count"] = torch.minimum(by_torch["col_count"], real_cols.int())
-    padding = {"lo": 2 * T, "hi": 2 * T, "holes": 0, "cols": T}  # the kernel's rows are longer (a power of two)
+    padding = {"lo": 2 * T, "hi": 2 * T, "kind": 0, "cols": T}  # the kernel's rows are longer (a power of two)
     for name, want in by_torch.items():
         got = by_kernel[name][:, : want.shape[1]] if want.dim() == 2 else by_kernel[name]
         if name in padding:
