@@ -9,6 +9,7 @@ returns). Prints one JSON object per line.
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import re
@@ -131,7 +132,8 @@ def wgmma_counts(cubin: bytes) -> tuple[int, int]:
 
 def compile_case(c) -> dict:
     fn = c["fn"]
-    consts = c["constexprs"]
+    defaults = {p.name: p.default for p in fn.params if p.is_constexpr and p.default is not inspect.Parameter.empty}
+    consts = {**defaults, **c["constexprs"]}  # as a launch that leaves them out
     signature = {n: "constexpr" if n in consts else c["pointers"].get(n, "i32") for n in fn.arg_names}
     # Every pointer and integer 16-divisible, as Triton specialises a launch on aligned tensors and sizes such as
     # 128k: the loads are then vectorised and software-pipelined through shared memory, which is what can
