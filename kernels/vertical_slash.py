@@ -240,7 +240,7 @@ def _work_lists(Slash, Vert, SlashBits, SpanLo, SpanHi, SpanKind, WideLo, WideHi
                 num_blocks, NS: tl.constexpr, NV: tl.constexpr, BLOCK: tl.constexpr, BLOCK_N: tl.constexpr,
                 WORDS_CHUNK: tl.constexpr, BLOCKS_CHUNK: tl.constexpr):
     """One head's work lists in one program (what `_lists_by_torch` and `_block_counts` build, for rows that
-    fit registers). Block-wide scans are this program's cost (~5 us each at 8192 values on an H100), so it
+    fit registers). Block-wide scans are this program's cost (5-10 us each at 8192 values on an H100), so it
     uses few: the offsets and columns are sorted by their ranks in bit words (one scan of T / 32 popcounts,
     both kinds in it), runs and spans come from gathers and two scans, and the per-block counts from one.
     SlashBits, ColBits, the words, Live, ColClean and ColCount arrive zeroed."""
