@@ -1,4 +1,4 @@
-"""Block-wide helpers for the one-program list builds (block-sparse block lists, vertical-slash spans)."""
+"""Block-wide helpers for the one-program list build of the block-sparse block lists."""
 
 from __future__ import annotations
 

@@ -343,15 +343,18 @@ def _work_lists(Slash, Vert, SlashBits, SpanLo, SpanHi, SpanKind, WideLo, WideHi
     count_at = (tl.maximum(col + 2 + band_hi - BLOCK, 0) + BLOCK - 1) // BLOCK  # ... with a pair off the band
     next_count_at = (tl.maximum(next_col + 2 + band_hi - BLOCK, 0) + BLOCK - 1) // BLOCK
     real_col = offs_v < n_cols
-    tl.store(ColClean + blocks + clean_at, offs_v + 1, mask=real_col & (next_clean_at != clean_at) & (clean_at < num_blocks))
-    tl.store(ColCount + blocks + count_at, offs_v + 1, mask=real_col & (next_count_at != count_at) & (count_at < num_blocks))
+    last_clean = real_col & (next_clean_at != clean_at) & (clean_at < num_blocks)  # the last column of its block
+    last_count = real_col & (next_count_at != count_at) & (count_at < num_blocks)
+    tl.store(ColClean + blocks + clean_at, offs_v + 1, mask=last_clean)
+    tl.store(ColCount + blocks + count_at, offs_v + 1, mask=last_count)
     tl.debug_barrier()
     seen_live, seen_clean, seen_count = 0, 0, 0  # the running maxima before this chunk of blocks
     for b0 in range(0, num_blocks, BLOCKS_CHUNK):
         b = blocks + b0 + tl.arange(0, BLOCKS_CHUNK)
         ok = b0 + tl.arange(0, BLOCKS_CHUNK) < num_blocks
-        live, clean, count = tl.associative_scan((tl.load(Live + b, mask=ok, other=0), tl.load(ColClean + b, mask=ok, other=0),
-                                                  tl.load(ColCount + b, mask=ok, other=0)), 0, _max3)
+        firsts = (tl.load(Live + b, mask=ok, other=0), tl.load(ColClean + b, mask=ok, other=0),
+                  tl.load(ColCount + b, mask=ok, other=0))
+        live, clean, count = tl.associative_scan(firsts, 0, _max3)
         live, clean, count = tl.maximum(live, seen_live), tl.maximum(clean, seen_clean), tl.maximum(count, seen_count)
         tl.store(Live + b, live, mask=ok)
         tl.store(ColClean + b, clean // BLOCK_N * BLOCK_N, mask=ok)  # whole tiles
@@ -382,8 +385,8 @@ def _segments(starts_new: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, size
 
 def slash_spans(slash_offsets: torch.Tensor, T: int, block: int, block_n: int) -> dict:
     """Per head, the spans [lo, hi] of the slash offsets in [0, T) (sorted, unused slots lo = hi = 2T) and
-    their kind (a wide run, a span with holes, or neither: 0); the wide runs (hole-free, with an unmasked tile) listed apart; the slash bitmap
-    (2 at the wide runs' offsets, 1 at the others')."""
+    their kind (a wide run, a span with holes, or neither: 0); the wide runs (hole-free, with an unmasked
+    tile) listed apart; the slash bitmap (2 at the wide runs' offsets, 1 at the others')."""
     H, N = slash_offsets.shape
     big = 2 * T
     o = slash_offsets.long()

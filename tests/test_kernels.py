@@ -167,8 +167,8 @@ def test_work_lists_cover_each_offset_once(gen, by_kernel):
 
 @pytest.mark.parametrize("T, block, block_n", [(3000, 128, 64), (1000, 32, 16), (70, 16, 16)])
 def test_work_lists_of_both_builders_agree(gen, T, block, block_n):
-    """The one-program build (bitmaps read back in chunks, per-block counts by running maxima) gives the torch
-    build's lists, the per-block counts included; it may stop col_count at the real columns, where torch's
+    """The one-program build (values sorted by their ranks in bit words, per-block counts by running maxima)
+    gives the torch build's lists, the per-block counts included; it may stop col_count at the real columns, where torch's
     searchsorted also counts the padding (T, above every row) for the last block of a ragged T."""
     from sftasks.kernels.vertical_slash import build_work_lists
 
