@@ -4,7 +4,8 @@ A change to the Quest kernels is timed against the code before it: the other che
 is imported as a second package, both run on the same inputs in CUDA graphs, interleaved, three reps,
 and their outputs are compared. Each is timed replaying one call (its data stays in L2) and over 8
 layers' caches in turn (cold in L2, as in a model's decode step).
-Each --options adds this checkout's kernel with those keyword options (its tuning knobs).
+Each --options adds this checkout's kernel with those keyword options (its tuning knobs); --case 131072,1,4096
+times one case (T, batch, budget) of the five.
   git worktree add /tmp/base <commit> && python bench/quest_ab.py --base /tmp/base [--options '{"pages_per_split": 8}']
 """
 
@@ -42,12 +43,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--base", type=Path, required=True, help="a checkout of the commit to compare against")
     ap.add_argument("--options", type=json.loads, action="append", default=[], help="a JSON object of keyword options")
+    ap.add_argument("--case", type=lambda s: tuple(int(x) for x in s.split(",")), action="append",
+                    help="T,batch,budget (repeatable; default: the five cases of the table)")
     args = ap.parse_args()
     base = import_base_kernels(args.base)
     print("| T | batch | budget | L2 | dense decode | base (reps) | this checkout (reps) | ratio to dense "
           "| rel. diff |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-    for T, B, budget in CASES:
+    for T, B, budget in args.case or CASES:
         layers = layer_caches(T, B)
         runs = {"base": (base, {}), "new": (kernels.quest, {}),
                 **{json.dumps(o): (kernels.quest, o) for o in args.options}}

@@ -6,7 +6,9 @@ Three launches per call (the wrapper adds none when the page table and lengths a
      not yet summarised (new pages, or all of them on a fresh `QuestSummaries`) are computed from the
      cache in the same pass and written back in place: in steady decoding that is one page per step.
   2. `_select_pages`: exact top-k of the bounds per row by a threshold search on the values (pages a sequence does not have
-     score -inf and are skipped later), listed by up to 32 programs a row; torch.topk for very long rows.
+     score -inf and are skipped later), listed by up to 32 programs a row, as where each page starts in the
+     cache when cache pages hold whole Quest pages (the page table read under the search); torch.topk for
+     very long rows.
   3. `_attend_pages`: split-K attention over the chosen pages plus the newest (partial) page; with
      share_pages each program serves a whole GQA group, so a group's heads share every K/V load. The
      last split of a (sequence, page list) to finish merges all of them (`_merge_splits`): one launch,
@@ -220,7 +222,8 @@ def _stats_combine(min_a, max_a, sum_a, sq_a, min_b, max_b, sum_b, sq_b):
 
 @triton.jit
 def _select_pages(Bounds, Chosen, SeqLens, num_pages, k, stride_bb, stride_bh, stride_cb, stride_ch, N: tl.constexpr,
-                  CHUNK: tl.constexpr, PAGE: tl.constexpr, PAIRED: tl.constexpr = False, PDL: tl.constexpr = False):
+                  CHUNK: tl.constexpr, PAGE: tl.constexpr, PAIRED: tl.constexpr = False, PDL: tl.constexpr = False,
+                  PageTable=None, table_cols=0, CACHE_PAGE: tl.constexpr = 1, SLOTS: tl.constexpr = False):
     """Exact top-k indices of one row of bounds, in page order, without a sort: program (b, h, c) lists
     those in pages [c * CHUNK, (c + 1) * CHUNK) of row (b, h).
 
@@ -236,6 +239,10 @@ def _select_pages(Bounds, Chosen, SeqLens, num_pages, k, stride_bb, stride_bh, s
     Each of a row's programs runs the same search; listing a chunk then needs only the count of pages
     taken before it (one reduction) and a scan of the chunk: one scan over the whole row cost as much
     as the search.
+
+    With SLOTS (cache pages that hold whole Quest pages) the list holds where each page starts in the cache,
+    cache page * CACHE_PAGE + offset, or -1 for a page the sequence does not have: the page table is read
+    here, under the search, instead of between the attention's list load and its K/V loads.
     """
     _wait_for_previous_launch(PDL)
     b, h = tl.program_id(0), tl.program_id(1)
@@ -243,10 +250,16 @@ def _select_pages(Bounds, Chosen, SeqLens, num_pages, k, stride_bb, stride_bh, s
     ok = offs < num_pages
     row = Bounds + b * stride_bb + h * stride_bh
     x = tl.load(row + offs, mask=ok, other=float("-inf"))
+    real = tl.minimum((tl.load(SeqLens + b) - 1) // PAGE, num_pages)  # pages with a bound: all before the newest
+    start = tl.program_id(2) * CHUNK
+    offs_c = start + tl.arange(0, CHUNK)
+    if SLOTS:  # loaded before the search, which hides its latency
+        has_c = offs_c < real
+        cache_page_c = tl.load(PageTable + b * table_cols + offs_c * PAGE // CACHE_PAGE, mask=has_c, other=0)
+        slot_c = tl.where(has_c, cache_page_c * CACHE_PAGE + offs_c * PAGE % CACHE_PAGE, -1)
     key = _order_key(x)
     # invariant: count(key >= lo) = count_lo >= k and count(key >= hi) = count_hi < k
     if PAIRED:  # min, max and the moments of the real (finite) bounds, shifted by one of them, in one pass
-        real = tl.minimum((tl.load(SeqLens + b) - 1) // PAGE, num_pages)  # pages with a bound: all before the newest
         x0 = tl.load(row, mask=real > 0, other=0.0)
         xs = tl.where(offs < real, x - x0, 0.0)
         lo, hi, s1, s2 = tl.reduce((tl.where(ok, key, 2**31 - 1), tl.where(ok, key, -(2**31)), xs, xs * xs), 0,
@@ -297,9 +310,7 @@ def _select_pages(Bounds, Chosen, SeqLens, num_pages, k, stride_bb, stride_bh, s
             count_hi = tl.where(enough, count_hi, count)
         rounds += 1
     threshold = lo.to(tl.int32)
-    start = tl.program_id(2) * CHUNK
     before = offs < start
-    offs_c = start + tl.arange(0, CHUNK)
     ok_c = offs_c < num_pages
     key_c = tl.where(ok_c, _order_key(tl.load(row + offs_c, mask=ok_c, other=float("-inf"))), -(2**31))
     if count_lo == k:  # the usual end: exactly k keys >= the threshold, no ties to break
@@ -312,7 +323,7 @@ def _select_pages(Bounds, Chosen, SeqLens, num_pages, k, stride_bb, stride_bh, s
         take_c = (key_c > threshold) | (ties_c & (ties_before + tl.cumsum(ties_c.to(tl.int32), 0) <= ties_wanted))
         taken_before = tl.sum((before & (key > threshold)).to(tl.int32), 0) + tl.minimum(ties_before, ties_wanted)
     pos = taken_before + tl.cumsum(take_c.to(tl.int32), 0) - 1
-    tl.store(Chosen + b * stride_cb + h * stride_ch + pos, offs_c, mask=take_c)
+    tl.store(Chosen + b * stride_cb + h * stride_ch + pos, slot_c if SLOTS else offs_c, mask=take_c)
     _launch_next(PDL)
 
 
@@ -323,9 +334,11 @@ def _attend_pages(Q, KPages, VPages, PageTable, SeqLens, Chosen, Acc, Ms, Ls, Ar
                   stride_cb, stride_ch,
                   HEADS: tl.constexpr, GROUP: tl.constexpr, HEAD_DIM: tl.constexpr, PAGE: tl.constexpr,
                   CACHE_PAGE: tl.constexpr, ROWS: tl.constexpr, BLOCK_N: tl.constexpr, PAGE_LANES: tl.constexpr,
-                  HEADS_P2: tl.constexpr, SPLITS: tl.constexpr, SPLITS_AT_ONCE: tl.constexpr, PDL: tl.constexpr = False):
+                  HEADS_P2: tl.constexpr, SPLITS: tl.constexpr, SPLITS_AT_ONCE: tl.constexpr, SLOTS: tl.constexpr = False,
+                  PDL: tl.constexpr = False):
     """One (sequence, page list, split): HEADS query heads (a GQA group, or one head) over its pages;
-    the list's last split to finish also merges the splits into Out."""
+    the list's last split to finish also merges the splits into Out. With SLOTS the list holds where
+    each page starts in the cache (`_select_pages`), else page numbers to look up in the page table."""
     b, lst, split = tl.program_id(0), tl.program_id(1), tl.program_id(2)
     num_splits = tl.num_programs(2)
     n = tl.load(SeqLens + b)
@@ -336,11 +349,13 @@ def _attend_pages(Q, KPages, VPages, PageTable, SeqLens, Chosen, Acc, Ms, Ls, Ar
     offs_d = tl.arange(0, HEAD_DIM)
     offs_n = tl.arange(0, BLOCK_N)
     q = tl.load(Q + b * stride_qb + (lst * HEADS + heads)[:, None] * stride_qh + offs_d[None, :], mask=head_ok[:, None], other=0.0)
+    table = PageTable + b * table_cols
+    if SLOTS:
+        newest_slot = tl.load(table + newest * PAGE // CACHE_PAGE) * CACHE_PAGE + newest * PAGE % CACHE_PAGE
     _wait_for_previous_launch(PDL)  # for the page lists (the loads above read what the chain does not write)
     acc = tl.zeros([ROWS, HEAD_DIM], dtype=tl.float32)
     m_i = tl.full([ROWS], float("-inf"), dtype=tl.float32)
     l_i = tl.zeros([ROWS], dtype=tl.float32)
-    table = PageTable + b * table_cols
     chosen = Chosen + b * stride_cb + lst * stride_ch
     # Slots 0 .. num_chosen - 1 are the chosen past pages (ids >= newest are absent pages of a shorter
     # sequence: skipped); slot num_chosen is the newest page, so no split reads a tile more than the others.
@@ -350,10 +365,16 @@ def _attend_pages(Q, KPages, VPages, PageTable, SeqLens, Chosen, Acc, Ms, Ls, Ar
     for i in range(start, stop, BLOCK_N // PAGE_LANES):
         slot = i + offs_n // PAGE_LANES
         listed = slot < num_chosen
-        page = tl.where(listed, tl.load(chosen + slot, mask=listed & (slot < stop), other=0), newest)
-        tok = page * PAGE + lane
-        ok = (slot < stop) & (lane < PAGE) & tl.where(listed, page < newest, tok < n)
-        cache_page, in_page = _cache_slots(table, tok, ok, CACHE_PAGE)  # one page-table lookup for K and V
+        if SLOTS:  # where the page starts in the cache: no page-table lookup between the list and K/V
+            first = tl.where(listed, tl.load(chosen + slot, mask=listed & (slot < stop), other=-1), newest_slot)
+            ok = (slot < stop) & (lane < PAGE) & tl.where(listed, first >= 0, newest * PAGE + lane < n)
+            cache_slot = first + lane  # < 2**31 (quest_decode checks)
+            cache_page, in_page = (cache_slot // CACHE_PAGE).to(tl.int64), cache_slot % CACHE_PAGE
+        else:
+            page = tl.where(listed, tl.load(chosen + slot, mask=listed & (slot < stop), other=0), newest)
+            tok = page * PAGE + lane
+            ok = (slot < stop) & (lane < PAGE) & tl.where(listed, page < newest, tok < n)
+            cache_page, in_page = _cache_slots(table, tok, ok, CACHE_PAGE)  # one page-table lookup for K and V
         krow = cache_page * stride_kp + in_page * stride_kt + kvh * stride_kh
         vrow = cache_page * stride_vp + in_page * stride_vt + kvh * stride_vh
         k = tl.load(KPages + krow[None, :] + offs_d[:, None], mask=ok[None, :], other=0.0)
@@ -414,7 +435,8 @@ def _sm_count(device: torch.device) -> int:
 def quest_decode(q: torch.Tensor, cache, token_budget: int, page_size: int, share_pages: bool = True, *,
                  summaries: QuestSummaries | None = None, splits: int | None = None, select_chunks: int | None = None,
                  select_warps: int = 8, select_paired: bool = True, pages_per_split: int = 16, bounds_pages: int = 32,
-                 bounds_warps: int = 4, attend_warps: int = 8, attend_keys: int | None = None, pdl: bool = True,
+                 bounds_warps: int = 4, attend_warps: int = 8, attend_keys: int | None = None, attend_stages: int = 2,
+                 pdl: bool = True,
                  out: torch.Tensor | None = None) -> torch.Tensor:
     """One new token per sequence: q [B, Hq, D] over the pages Quest picks -> [B, Hq, D].
 
@@ -470,6 +492,8 @@ def quest_decode(q: torch.Tensor, cache, token_budget: int, page_size: int, shar
     )
     k = min(token_budget // page_size - 1, max_pages)
     sms = _sm_count(dev)
+    # the selection lists where pages start in the cache when cache pages hold whole Quest pages
+    slots = max_pages <= SELECT_MAX_PAGES and cache_page_c % page_size == 0 and num_pages * cache_page_c < 2**31
     if max_pages <= SELECT_MAX_PAGES:
         n = triton.next_power_of_2(max_pages)
         if select_chunks is None:  # a row's programs: about one SM each, up to 32
@@ -480,14 +504,15 @@ def quest_decode(q: torch.Tensor, cache, token_budget: int, page_size: int, shar
         _select_pages[(B, lists, select_chunks)](
             bounds, chosen, seq_lens, max_pages, k, bounds.stride(0), bounds.stride(1), chosen.stride(0),
             chosen.stride(1), N=n, CHUNK=n // select_chunks, PAGE=page_size, PAIRED=select_paired,
+            PageTable=table, table_cols=table.shape[1], CACHE_PAGE=cache_page_c, SLOTS=slots,
             num_warps=select_warps, **launch)
     else:
         chosen = bounds.topk(k, dim=-1, sorted=False).indices.to(torch.int32)
-    slots = k + 1  # the chosen pages, then the newest page
+    listed = k + 1  # the chosen pages, then the newest page
     if splits is None:
-        splits = max(1, min(triton.cdiv(slots, pages_per_split), triton.cdiv(4 * sms, B * lists)))
-    per_split = triton.cdiv(slots, splits)
-    splits = triton.cdiv(slots, per_split)
+        splits = max(1, min(triton.cdiv(listed, pages_per_split), triton.cdiv(4 * sms, B * lists)))
+    per_split = triton.cdiv(listed, splits)
+    splits = triton.cdiv(listed, per_split)
     heads = group if share_pages else 1
     acc = torch.empty(B * Hq * splits, D, device=dev, dtype=torch.float32)
     ms = torch.empty(B * Hq * splits, device=dev, dtype=torch.float32)
@@ -496,6 +521,8 @@ def quest_decode(q: torch.Tensor, cache, token_budget: int, page_size: int, shar
     one_wave = B * lists * splits <= sms  # at most one attention program an SM: none shares its registers
     if attend_keys is None:  # one wave: a split's pages in one tile, all its loads at once; else narrow tiles
         attend_keys = min(256, triton.next_power_of_2(per_split) * page_lanes) if one_wave else 64
+    if attend_stages < 1:
+        raise InputError(f"attend_stages ({attend_stages}) must be at least 1")
     if attend_keys & (attend_keys - 1) or attend_keys < 16:
         raise InputError(f"attend_keys ({attend_keys}) must be a power of two, at least 16")
     block_n = max(attend_keys, page_lanes)  # keys a tile: whole pages
@@ -509,8 +536,8 @@ def quest_decode(q: torch.Tensor, cache, token_budget: int, page_size: int, shar
         q.stride(0), q.stride(1), kp.stride(0), kp.stride(1), kp.stride(2), vp.stride(0), vp.stride(1), vp.stride(2),
         chosen.stride(0), chosen.stride(1),
         HEADS=heads, GROUP=group, HEAD_DIM=D, PAGE=page_size, CACHE_PAGE=cache_page_c, ROWS=rows, BLOCK_N=block_n,
-        PAGE_LANES=page_lanes, HEADS_P2=heads_p2, SPLITS=splits_p2,
+        PAGE_LANES=page_lanes, HEADS_P2=heads_p2, SPLITS=splits_p2, SLOTS=slots,
         SPLITS_AT_ONCE=min(splits_p2, max(1, merge_elements // (heads_p2 * D))),
-        num_warps=attend_warps, **launch,
+        num_warps=attend_warps, num_stages=attend_stages, **launch,
     )
     return out

@@ -511,6 +511,8 @@ def test_bad_shapes_raise_input_error():
     for keys in (48, 8):
         with pytest.raises(InputError, match="attend_keys"):
             kernels.quest_decode(q[:1], cache, 32, 16, attend_keys=keys)
+    with pytest.raises(InputError, match="attend_stages"):
+        kernels.quest_decode(q[:1], cache, 32, 16, attend_stages=0)
 
 
 def test_available_needs_cuda():
