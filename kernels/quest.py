@@ -223,7 +223,7 @@ def _stats_combine(min_a, max_a, sum_a, sq_a, min_b, max_b, sum_b, sq_b):
 @triton.jit
 def _select_pages(Bounds, Chosen, SeqLens, num_pages, k, stride_bb, stride_bh, stride_cb, stride_ch, N: tl.constexpr,
                   CHUNK: tl.constexpr, PAGE: tl.constexpr, PAIRED: tl.constexpr = False, PDL: tl.constexpr = False,
-                  PageTable=None, table_cols=0, CACHE_PAGE: tl.constexpr = 1, SLOTS: tl.constexpr = False):
+                  PageTable=None, table_cols=0, CACHE_PAGE: tl.constexpr = 1, CACHE_SLOTS: tl.constexpr = False):
     """Exact top-k indices of one row of bounds, in page order, without a sort: program (b, h, c) lists
     those in pages [c * CHUNK, (c + 1) * CHUNK) of row (b, h).
 
@@ -240,9 +240,9 @@ def _select_pages(Bounds, Chosen, SeqLens, num_pages, k, stride_bb, stride_bh, s
     taken before it (one reduction) and a scan of the chunk: one scan over the whole row cost as much
     as the search.
 
-    With SLOTS (cache pages that hold whole Quest pages) the list holds where each page starts in the cache,
-    cache page * CACHE_PAGE + offset, or -1 for a page the sequence does not have: the page table is read
-    here, under the search, instead of between the attention's list load and its K/V loads.
+    With CACHE_SLOTS (cache pages that hold whole Quest pages) the list holds where each page starts in
+    the cache, cache page * CACHE_PAGE + offset, or -1 for a page the sequence does not have: the page
+    table is read here, under the search, instead of between the attention's list load and its K/V loads.
     """
     _wait_for_previous_launch(PDL)
     b, h = tl.program_id(0), tl.program_id(1)
@@ -253,7 +253,7 @@ def _select_pages(Bounds, Chosen, SeqLens, num_pages, k, stride_bb, stride_bh, s
     real = tl.minimum((tl.load(SeqLens + b) - 1) // PAGE, num_pages)  # pages with a bound: all before the newest
     start = tl.program_id(2) * CHUNK
     offs_c = start + tl.arange(0, CHUNK)
-    if SLOTS:  # loaded before the search, which hides its latency
+    if CACHE_SLOTS:  # loaded before the search, which hides its latency
         has_c = offs_c < real
         cache_page_c = tl.load(PageTable + b * table_cols + offs_c * PAGE // CACHE_PAGE, mask=has_c, other=0)
         slot_c = tl.where(has_c, cache_page_c * CACHE_PAGE + offs_c * PAGE % CACHE_PAGE, -1)
@@ -323,7 +323,7 @@ def _select_pages(Bounds, Chosen, SeqLens, num_pages, k, stride_bb, stride_bh, s
         take_c = (key_c > threshold) | (ties_c & (ties_before + tl.cumsum(ties_c.to(tl.int32), 0) <= ties_wanted))
         taken_before = tl.sum((before & (key > threshold)).to(tl.int32), 0) + tl.minimum(ties_before, ties_wanted)
     pos = taken_before + tl.cumsum(take_c.to(tl.int32), 0) - 1
-    tl.store(Chosen + b * stride_cb + h * stride_ch + pos, slot_c if SLOTS else offs_c, mask=take_c)
+    tl.store(Chosen + b * stride_cb + h * stride_ch + pos, slot_c if CACHE_SLOTS else offs_c, mask=take_c)
     _launch_next(PDL)
 
 
@@ -334,10 +334,10 @@ def _attend_pages(Q, KPages, VPages, PageTable, SeqLens, Chosen, Acc, Ms, Ls, Ar
                   stride_cb, stride_ch,
                   HEADS: tl.constexpr, GROUP: tl.constexpr, HEAD_DIM: tl.constexpr, PAGE: tl.constexpr,
                   CACHE_PAGE: tl.constexpr, ROWS: tl.constexpr, BLOCK_N: tl.constexpr, PAGE_LANES: tl.constexpr,
-                  HEADS_P2: tl.constexpr, SPLITS: tl.constexpr, SPLITS_AT_ONCE: tl.constexpr, SLOTS: tl.constexpr = False,
-                  PDL: tl.constexpr = False):
+                  HEADS_P2: tl.constexpr, SPLITS: tl.constexpr, SPLITS_AT_ONCE: tl.constexpr,
+                  CACHE_SLOTS: tl.constexpr = False, PDL: tl.constexpr = False):
     """One (sequence, page list, split): HEADS query heads (a GQA group, or one head) over its pages;
-    the list's last split to finish also merges the splits into Out. With SLOTS the list holds where
+    the list's last split to finish also merges the splits into Out. With CACHE_SLOTS the list holds where
     each page starts in the cache (`_select_pages`), else page numbers to look up in the page table."""
     b, lst, split = tl.program_id(0), tl.program_id(1), tl.program_id(2)
     num_splits = tl.num_programs(2)
@@ -350,22 +350,23 @@ def _attend_pages(Q, KPages, VPages, PageTable, SeqLens, Chosen, Acc, Ms, Ls, Ar
     offs_n = tl.arange(0, BLOCK_N)
     q = tl.load(Q + b * stride_qb + (lst * HEADS + heads)[:, None] * stride_qh + offs_d[None, :], mask=head_ok[:, None], other=0.0)
     table = PageTable + b * table_cols
-    if SLOTS:
+    if CACHE_SLOTS:
         newest_slot = tl.load(table + newest * PAGE // CACHE_PAGE) * CACHE_PAGE + newest * PAGE % CACHE_PAGE
     _wait_for_previous_launch(PDL)  # for the page lists (the loads above read what the chain does not write)
     acc = tl.zeros([ROWS, HEAD_DIM], dtype=tl.float32)
     m_i = tl.full([ROWS], float("-inf"), dtype=tl.float32)
     l_i = tl.zeros([ROWS], dtype=tl.float32)
     chosen = Chosen + b * stride_cb + lst * stride_ch
-    # Slots 0 .. num_chosen - 1 are the chosen past pages (ids >= newest are absent pages of a shorter
-    # sequence: skipped); slot num_chosen is the newest page, so no split reads a tile more than the others.
+    # Slots 0 .. num_chosen - 1 of the list are the chosen past pages (ids >= newest, or cache slot -1, are
+    # absent pages of a shorter sequence: skipped); slot num_chosen is the newest page, so no split reads a
+    # tile more than the others.
     start = split * per_split
     stop = tl.minimum(start + per_split, num_chosen + 1)
     lane = offs_n % PAGE_LANES  # a page takes PAGE_LANES >= PAGE lanes of the tile, so a tile holds whole pages
     for i in range(start, stop, BLOCK_N // PAGE_LANES):
         slot = i + offs_n // PAGE_LANES
         listed = slot < num_chosen
-        if SLOTS:  # where the page starts in the cache: no page-table lookup between the list and K/V
+        if CACHE_SLOTS:  # where the page starts in the cache: no page-table lookup between the list and K/V
             first = tl.where(listed, tl.load(chosen + slot, mask=listed & (slot < stop), other=-1), newest_slot)
             ok = (slot < stop) & (lane < PAGE) & tl.where(listed, first >= 0, newest * PAGE + lane < n)
             cache_slot = first + lane  # < 2**31 (quest_decode checks)
@@ -436,8 +437,7 @@ def quest_decode(q: torch.Tensor, cache, token_budget: int, page_size: int, shar
                  summaries: QuestSummaries | None = None, splits: int | None = None, select_chunks: int | None = None,
                  select_warps: int = 8, select_paired: bool = True, pages_per_split: int = 16, bounds_pages: int = 32,
                  bounds_warps: int = 4, attend_warps: int = 8, attend_keys: int | None = None, attend_stages: int = 2,
-                 pdl: bool = True,
-                 out: torch.Tensor | None = None) -> torch.Tensor:
+                 pdl: bool = True, out: torch.Tensor | None = None) -> torch.Tensor:
     """One new token per sequence: q [B, Hq, D] over the pages Quest picks -> [B, Hq, D].
 
     Per sequence: the newest page plus the `token_budget // page_size - 1` past pages with the largest
@@ -493,7 +493,7 @@ def quest_decode(q: torch.Tensor, cache, token_budget: int, page_size: int, shar
     k = min(token_budget // page_size - 1, max_pages)
     sms = _sm_count(dev)
     # the selection lists where pages start in the cache when cache pages hold whole Quest pages
-    slots = max_pages <= SELECT_MAX_PAGES and cache_page_c % page_size == 0 and num_pages * cache_page_c < 2**31
+    cache_slots = max_pages <= SELECT_MAX_PAGES and cache_page_c % page_size == 0 and num_pages * cache_page_c < 2**31
     if max_pages <= SELECT_MAX_PAGES:
         n = triton.next_power_of_2(max_pages)
         if select_chunks is None:  # a row's programs: about one SM each, up to 32
@@ -504,7 +504,7 @@ def quest_decode(q: torch.Tensor, cache, token_budget: int, page_size: int, shar
         _select_pages[(B, lists, select_chunks)](
             bounds, chosen, seq_lens, max_pages, k, bounds.stride(0), bounds.stride(1), chosen.stride(0),
             chosen.stride(1), N=n, CHUNK=n // select_chunks, PAGE=page_size, PAIRED=select_paired,
-            PageTable=table, table_cols=table.shape[1], CACHE_PAGE=cache_page_c, SLOTS=slots,
+            PageTable=table, table_cols=table.shape[1], CACHE_PAGE=cache_page_c, CACHE_SLOTS=cache_slots,
             num_warps=select_warps, **launch)
     else:
         chosen = bounds.topk(k, dim=-1, sorted=False).indices.to(torch.int32)
@@ -536,7 +536,7 @@ def quest_decode(q: torch.Tensor, cache, token_budget: int, page_size: int, shar
         q.stride(0), q.stride(1), kp.stride(0), kp.stride(1), kp.stride(2), vp.stride(0), vp.stride(1), vp.stride(2),
         chosen.stride(0), chosen.stride(1),
         HEADS=heads, GROUP=group, HEAD_DIM=D, PAGE=page_size, CACHE_PAGE=cache_page_c, ROWS=rows, BLOCK_N=block_n,
-        PAGE_LANES=page_lanes, HEADS_P2=heads_p2, SPLITS=splits_p2, SLOTS=slots,
+        PAGE_LANES=page_lanes, HEADS_P2=heads_p2, SPLITS=splits_p2, CACHE_SLOTS=cache_slots,
         SPLITS_AT_ONCE=min(splits_p2, max(1, merge_elements // (heads_p2 * D))),
         num_warps=attend_warps, num_stages=attend_stages, **launch,
     )

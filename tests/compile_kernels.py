@@ -93,7 +93,7 @@ CASES = [  # launch options as the wrappers' defaults set them (the prefill kern
          dict(GROUP=7, SHARE=True, HEAD_DIM=128, PAGE=16, CACHE_PAGE=16, ROWS=16, PAGES=32, BY_CACHE_PAGE=True,
               IEEE=False, PDL=True), launch_pdl=True),
     case("quest select paired pdl", quest._select_pages, dict(Bounds=F32, Chosen=I32, SeqLens=I32, PageTable=I32),
-         dict(N=8192, CHUNK=256, PAGE=16, PAIRED=True, PDL=True, CACHE_PAGE=16, SLOTS=True), num_warps=8,
+         dict(N=8192, CHUNK=256, PAGE=16, PAIRED=True, PDL=True, CACHE_PAGE=16, CACHE_SLOTS=True), num_warps=8,
          launch_pdl=True),
     case("quest select", quest._select_pages, dict(Bounds=F32, Chosen=I32, SeqLens=I32),
          dict(N=8192, CHUNK=8192, PAGE=16, PAIRED=False, PDL=False), num_warps=8),
@@ -107,7 +107,7 @@ CASES = [  # launch options as the wrappers' defaults set them (the prefill kern
          dict(Q=BF16, KPages=BF16, VPages=BF16, PageTable=I32, SeqLens=I32, Chosen=I32, Acc=F32, Ms=F32, Ls=F32,
               Arrived=I32, Out=BF16, qk_scale="fp32"),
          dict(HEADS=7, GROUP=7, HEAD_DIM=128, PAGE=16, CACHE_PAGE=16, ROWS=16, BLOCK_N=256, PAGE_LANES=16, HEADS_P2=8,
-              SPLITS=16, SPLITS_AT_ONCE=16, SLOTS=True, PDL=True), num_warps=8, num_stages=2, launch_pdl=True),
+              SPLITS=16, SPLITS_AT_ONCE=16, CACHE_SLOTS=True, PDL=True), num_warps=8, num_stages=2, launch_pdl=True),
 ]
 
 
