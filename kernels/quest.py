@@ -492,9 +492,9 @@ def quest_decode(q: torch.Tensor, cache, token_budget: int, page_size: int, shar
     )
     k = min(token_budget // page_size - 1, max_pages)
     sms = _sm_count(dev)
-    # the selection lists where pages start in the cache when cache pages hold whole Quest pages
-    cache_slots = max_pages <= SELECT_MAX_PAGES and cache_page_c % page_size == 0 and num_pages * cache_page_c < 2**31
+    cache_slots = False  # the list holds page numbers (torch.topk), or where pages start in the cache (below)
     if max_pages <= SELECT_MAX_PAGES:
+        cache_slots = cache_page_c % page_size == 0 and num_pages * cache_page_c < 2**31  # whole Quest pages
         n = triton.next_power_of_2(max_pages)
         if select_chunks is None:  # a row's programs: about one SM each, up to 32
             select_chunks = min(32, n, triton.next_power_of_2(max(1, sms // (B * lists)) + 1) // 2)
