@@ -1,5 +1,6 @@
 """Rounds of Quest's threshold search (kernels/quest.py `_select_pages`), on the CPU: one point a round, two
-points a round, and two points a round whose first pair comes from the row's mean and sd (the default).
+points a round, two points a round whose first pair comes from the row's mean and sd, and the default:
+a narrower first pair, then pairs aimed at counts k -+ a share of the bracket's count.
 
 Each round of the kernel is one block-wide count, and the chain of rounds is its latency, so the round
 count is what a GPU run would show as time. This replays the kernel's search in Python on Quest bounds
@@ -16,6 +17,8 @@ import statistics
 
 import torch
 
+from sftasks.kernels.quest import SELECT_SPREAD, SELECT_WIDTH
+
 
 def order_keys(x: torch.Tensor) -> torch.Tensor:
     """The kernel's order-preserving int keys of float32 values."""
@@ -23,16 +26,18 @@ def order_keys(x: torch.Tensor) -> torch.Tensor:
     return torch.where(bits >= 0, bits, bits ^ 0x7FFFFFFF)
 
 
-def normal_guess(x: torch.Tensor, k: int) -> tuple[int, int]:
-    """The kernel's first pair: keys of mean + (z -+ 0.1) sd, z the normal quantile of rank k (A&S 26.2.23)."""
+def normal_guess(x: torch.Tensor, k: int, width: float = 0.1) -> tuple[int, int]:
+    """The kernel's first pair: keys of mean + (z -+ width) sd, z the normal quantile of rank k (A&S 26.2.23)."""
     p = min(max(k / len(x), 1e-6), 0.5)
     t = math.sqrt(-2 * math.log(p))
     z = t - (2.515517 + t * (0.802853 + t * 0.010328)) / (1 + t * (1.432788 + t * (0.189269 + t * 0.001308)))
     mean, sd = float(x.double().mean()), float(x.double().std(correction=0))
-    return tuple(int(order_keys(torch.tensor([mean + (z + d) * sd], dtype=torch.float32))[0]) for d in (-0.1, 0.1))
+    return tuple(int(order_keys(torch.tensor([mean + (z + d) * sd], dtype=torch.float32))[0]) for d in (-width, width))
 
 
-def rounds(key: torch.Tensor, k: int, paired: bool, first: tuple[int, int] | None = None) -> int:
+def rounds(key: torch.Tensor, k: int, paired: bool, first: tuple[int, int] | None = None, spread: float = 0.0) -> int:
+    """Rounds to the exact k-th key. With spread, a pair's points aim at counts k -+ spread x the bracket's
+    count (interpolated), and every fifth round at the interpolated point and the bracket's middle."""
     lo, hi = int(key.min()), int(key.max()) + 1
     count_lo, count_hi, halve, n = len(key), 0, 0, 0
     while hi - lo > 1 and count_lo != k:
@@ -42,6 +47,12 @@ def rounds(key: torch.Tensor, k: int, paired: bool, first: tuple[int, int] | Non
         n += 1
         if paired:
             m1, m2 = min(guess, half), max(guess, half)
+            if spread and n % 5 != 0:
+                span = count_lo - count_hi
+                a = max(spread * span, 0.5)
+                m1 = lo + int(max(count_lo - k - a, 0) / span * (hi - lo))
+                m2 = lo + int(min(count_lo - k + a, span) / span * (hi - lo))
+                m1, m2 = (min(max(m, lo + 1), hi - 1) for m in (m1, m2))
             if first is not None and n == 1:
                 m1, m2 = (min(max(m, lo + 1), hi - 1) for m in first)
             m2 = max(m2, min(m1 + 1, hi - 1))
@@ -78,19 +89,21 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--trials", type=int, default=40)
     args = ap.parse_args()
-    print("| keys | budget | pages k | one point: mean / worst | two points | two points, normal first guess |")
-    print("| --- | --- | --- | --- | --- | --- |")
+    print("| keys | budget | pages k | one point: mean / worst | two points | two points, normal first guess "
+          "| aimed pairs, narrower first guess (the default) |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
     for skewed in (False, True):
         for budget in (1024, 4096):
             k = budget // 16 - 1
-            one, two, guessed = [], [], []
+            one, two, guessed, aimed = [], [], [], []
             for trial in range(args.trials):
                 x = quest_bounds(torch.Generator().manual_seed(trial), skewed=skewed)
                 key = order_keys(x)
                 one.append(rounds(key, k, paired=False))
                 two.append(rounds(key, k, paired=True))
                 guessed.append(rounds(key, k, paired=True, first=normal_guess(x, k)))
-            cells = [f"{statistics.mean(r):.1f} / {max(r)}" for r in (one, two, guessed)]
+                aimed.append(rounds(key, k, paired=True, first=normal_guess(x, k, SELECT_WIDTH), spread=SELECT_SPREAD))
+            cells = [f"{statistics.mean(r):.1f} / {max(r)}" for r in (one, two, guessed, aimed)]
             print(f"| {'skewed' if skewed else 'random'} | {budget} | {k} | " + " | ".join(cells) + " |")
 
 

@@ -119,9 +119,12 @@ def _wait_for_previous_launch(PDL: tl.constexpr):
 
 @triton.jit
 def _launch_next(PDL: tl.constexpr):
-    """Let the next kernel of the chain launch, at a program's end: its programs wait on SMs until this
-    launch is done, taking registers from this launch's programs still to run (triggered at the start,
-    the selection's 32 programs a row, waiting through the bounds launch, cost more than PDL saved)."""
+    """Let the next kernel of the chain launch. At a program's end as a rule: the next launch's programs
+    wait on SMs until this launch is done, taking registers from this launch's programs still to run
+    (triggered at the start, the selection's 32 programs a row, waiting through the bounds launch, cost
+    more than PDL saved; so did the bounds launch's last wave triggering at its start). The selection
+    triggers at its start when the attention launch is one wave: those programs then find free SMs and
+    wait there, ready. Only a program's first trigger counts."""
     if PDL:
         gdc_launch_dependents()
 
@@ -220,10 +223,16 @@ def _stats_combine(min_a, max_a, sum_a, sq_a, min_b, max_b, sum_b, sq_b):
     return tl.minimum(min_a, min_b), tl.maximum(max_a, max_b), sum_a + sum_b, sq_a + sq_b
 
 
+SELECT_SPREAD = 0.02  # the search's two points aim at counts k -+ this share of the bracket's count
+SELECT_WIDTH = 0.05  # its first two points: the normal guess -+ this many standard deviations
+
+
 @triton.jit
 def _select_pages(Bounds, Chosen, SeqLens, num_pages, k, stride_bb, stride_bh, stride_cb, stride_ch, N: tl.constexpr,
                   CHUNK: tl.constexpr, PAGE: tl.constexpr, PAIRED: tl.constexpr = False, PDL: tl.constexpr = False,
-                  PageTable=None, table_cols=0, CACHE_PAGE: tl.constexpr = 1, CACHE_SLOTS: tl.constexpr = False):
+                  PageTable=None, table_cols=0, CACHE_PAGE: tl.constexpr = 1, CACHE_SLOTS: tl.constexpr = False,
+                  NEXT_AT_START: tl.constexpr = False, SPREAD: tl.constexpr = SELECT_SPREAD,
+                  WIDTH: tl.constexpr = SELECT_WIDTH):
     """Exact top-k indices of one row of bounds, in page order, without a sort: program (b, h, c) lists
     those in pages [c * CHUNK, (c + 1) * CHUNK) of row (b, h).
 
@@ -231,10 +240,13 @@ def _select_pages(Bounds, Chosen, SeqLens, num_pages, k, stride_bb, stride_bh, s
     exactly k keys are >= it. Each round is one block-wide count, and this chain of rounds is the
     kernel's latency. Rounds alternate between interpolating on the counts (regula falsi: bounds are
     smooth, so a few rounds usually land) and halving (so the worst case stays ~64 rounds). With PAIRED
-    each round tries two points in one packed count, and the first round tries mean + (z -+ 0.1) sd of
-    the row's bounds, z the normal quantile of rank k (a bound sums many products, so it is near
-    normal): 3.6-4.8 rounds on average instead of 6.9-8.3 on Quest bounds at 128k (11.9-13.5 with one
-    point a round; bench/select_rounds.py). Ties at the k-th value are taken in page order.
+    each round tries two points in one packed count, and the first round tries mean + (z -+ WIDTH) sd
+    of the row's bounds, z the normal quantile of rank k (a bound sums many products, so it is near
+    normal). With SPREAD the two points aim at counts k -+ SPREAD x the bracket's count, interpolated,
+    and every fifth round at the interpolated point and the bracket's middle (the worst case): on Quest
+    bounds at 128k 3.4-4.1 rounds on average, against 3.6-4.8 for the interpolated point and the
+    middle every round, 6.9-8.2 without the first guess and 11.9-13.4 with one point a round
+    (bench/select_rounds.py). Ties at the k-th value are taken in page order.
 
     Each of a row's programs runs the same search; listing a chunk then needs only the count of pages
     taken before it (one reduction) and a scan of the chunk: one scan over the whole row cost as much
@@ -245,6 +257,8 @@ def _select_pages(Bounds, Chosen, SeqLens, num_pages, k, stride_bb, stride_bh, s
     table is read here, under the search, instead of between the attention's list load and its K/V loads.
     """
     _wait_for_previous_launch(PDL)
+    if NEXT_AT_START:
+        _launch_next(PDL)
     b, h = tl.program_id(0), tl.program_id(1)
     offs = tl.arange(0, N)
     ok = offs < num_pages
@@ -268,8 +282,8 @@ def _select_pages(Bounds, Chosen, SeqLens, num_pages, k, stride_bb, stride_bh, s
         mean = s1 / n_real
         sd = tl.sqrt(tl.maximum(s2 / n_real - mean * mean, 0.0))
         z = _normal_quantile(tl.minimum(tl.maximum(k / n_real, 1e-6), 0.5))
-        first_lo = _order_key(x0 + mean + (z - 0.1) * sd).to(tl.int64)
-        first_hi = _order_key(x0 + mean + (z + 0.1) * sd).to(tl.int64)
+        first_lo = _order_key(x0 + mean + (z - WIDTH) * sd).to(tl.int64)
+        first_hi = _order_key(x0 + mean + (z + WIDTH) * sd).to(tl.int64)
     else:
         lo = tl.min(tl.where(ok, key, 2**31 - 1), 0)
         hi = tl.max(tl.where(ok, key, -(2**31)), 0)
@@ -287,6 +301,16 @@ def _select_pages(Bounds, Chosen, SeqLens, num_pages, k, stride_bb, stride_bh, s
         if PAIRED:  # both points in one count: (key >= m1) + (key >= m2) << 16 (counts <= N < 2**16)
             m1 = tl.minimum(guess, half)
             m2 = tl.maximum(guess, half)
+            if SPREAD > 0:
+                if rounds % 5 != 4:
+                    span = (count_lo - count_hi).to(tl.float32)
+                    a = tl.maximum(SPREAD * span, 0.5)
+                    f1 = tl.maximum((count_lo - k).to(tl.float32) - a, 0.0) / span
+                    f2 = tl.minimum((count_lo - k).to(tl.float32) + a, span) / span
+                    m1 = lo + (f1 * (hi - lo).to(tl.float32)).to(tl.int64)
+                    m2 = lo + (f2 * (hi - lo).to(tl.float32)).to(tl.int64)
+                    m1 = tl.minimum(tl.maximum(m1, lo + 1), hi - 1)
+                    m2 = tl.minimum(tl.maximum(m2, lo + 1), hi - 1)
             if rounds == 0:  # the first round: around the normal guess
                 m1 = tl.minimum(tl.maximum(first_lo, lo + 1), hi - 1)
                 m2 = tl.minimum(tl.maximum(first_hi, lo + 1), hi - 1)
@@ -436,8 +460,9 @@ def _sm_count(device: torch.device) -> int:
 def quest_decode(q: torch.Tensor, cache, token_budget: int, page_size: int, share_pages: bool = True, *,
                  summaries: QuestSummaries | None = None, splits: int | None = None, select_chunks: int | None = None,
                  select_warps: int = 8, select_paired: bool = True, pages_per_split: int = 16, bounds_pages: int = 32,
-                 bounds_warps: int = 4, attend_warps: int = 8, attend_keys: int | None = None, attend_stages: int = 2,
-                 pdl: bool = True, out: torch.Tensor | None = None) -> torch.Tensor:
+                 bounds_warps: int = 4, select_next_early: bool | None = None, select_spread: float = SELECT_SPREAD,
+                 select_width: float = SELECT_WIDTH, attend_warps: int = 8, attend_keys: int | None = None,
+                 attend_stages: int = 2, pdl: bool = True, out: torch.Tensor | None = None) -> torch.Tensor:
     """One new token per sequence: q [B, Hq, D] over the pages Quest picks -> [B, Hq, D].
 
     Per sequence: the newest page plus the `token_budget // page_size - 1` past pages with the largest
@@ -492,6 +517,14 @@ def quest_decode(q: torch.Tensor, cache, token_budget: int, page_size: int, shar
     )
     k = min(token_budget // page_size - 1, max_pages)
     sms = _sm_count(dev)
+    listed = k + 1  # the chosen pages, then the newest page
+    if splits is None:
+        splits = max(1, min(triton.cdiv(listed, pages_per_split), triton.cdiv(4 * sms, B * lists)))
+    per_split = triton.cdiv(listed, splits)
+    splits = triton.cdiv(listed, per_split)
+    one_wave = B * lists * splits <= sms  # at most one attention program an SM: none shares its registers
+    if select_next_early is None:
+        select_next_early = one_wave
     cache_slots = False  # the list holds page numbers (torch.topk), or where pages start in the cache (below)
     if max_pages <= SELECT_MAX_PAGES:
         cache_slots = cache_page_c % page_size == 0 and num_pages * cache_page_c < 2**31  # whole Quest pages
@@ -505,20 +538,15 @@ def quest_decode(q: torch.Tensor, cache, token_budget: int, page_size: int, shar
             bounds, chosen, seq_lens, max_pages, k, bounds.stride(0), bounds.stride(1), chosen.stride(0),
             chosen.stride(1), N=n, CHUNK=n // select_chunks, PAGE=page_size, PAIRED=select_paired,
             PageTable=table, table_cols=table.shape[1], CACHE_PAGE=cache_page_c, CACHE_SLOTS=cache_slots,
-            num_warps=select_warps, **launch)
+            NEXT_AT_START=select_next_early, SPREAD=select_spread, WIDTH=select_width, num_warps=select_warps,
+            **launch)
     else:
         chosen = bounds.topk(k, dim=-1, sorted=False).indices.to(torch.int32)
-    listed = k + 1  # the chosen pages, then the newest page
-    if splits is None:
-        splits = max(1, min(triton.cdiv(listed, pages_per_split), triton.cdiv(4 * sms, B * lists)))
-    per_split = triton.cdiv(listed, splits)
-    splits = triton.cdiv(listed, per_split)
     heads = group if share_pages else 1
     acc = torch.empty(B * Hq * splits, D, device=dev, dtype=torch.float32)
     ms = torch.empty(B * Hq * splits, device=dev, dtype=torch.float32)
     ls = torch.empty_like(ms)
     page_lanes = triton.next_power_of_2(page_size)
-    one_wave = B * lists * splits <= sms  # at most one attention program an SM: none shares its registers
     if attend_keys is None:  # one wave: a split's pages in one tile, all its loads at once; else narrow tiles
         attend_keys = min(256, triton.next_power_of_2(per_split) * page_lanes) if one_wave else 64
     if attend_stages < 1:

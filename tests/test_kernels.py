@@ -446,13 +446,19 @@ def test_summaries_per_cache_page_need_quest_pages_that_tile_cache_pages():
         QuestSummaries.for_cache(torch.zeros(4, 16, 2, 64, dtype=torch.float16), 32)
 
 
+# the selection's threshold searches: one point a round; two, the interpolated point and the bracket's middle,
+# after a first pair from the row's mean and sd; two aimed at counts k -+ 2% of the bracket's (the default)
+SEARCHES = {"one point": dict(PAIRED=False), "two points": dict(PAIRED=True, SPREAD=0.0, WIDTH=0.1),
+            "aimed pairs": dict(PAIRED=True)}
+
+
 @pytest.mark.parametrize("chunks", [1, 4])
-@pytest.mark.parametrize("paired", [False, True])
+@pytest.mark.parametrize("search", SEARCHES)
 @pytest.mark.parametrize("k", [1, 17, 250])
-def test_page_selection_is_exact_top_k_with_ties(gen, k, paired, chunks):
+def test_page_selection_is_exact_top_k_with_ties(gen, k, search, chunks):
     """Quest's selection kernel returns k distinct pages in page order, none scoring below the k-th largest,
-    also when many bounds tie (small integers) and absent pages score -inf; with one or two thresholds a
-    round, one program a row or four listing a quarter each (ties cross the quarters)."""
+    also when many bounds tie (small integers) and absent pages score -inf; with each search, one program a
+    row or four listing a quarter each (ties cross the quarters)."""
     from sftasks.kernels.quest import _select_pages
 
     bounds = torch.randint(0, 5, (2, 3, 300), generator=gen).float()
@@ -461,15 +467,15 @@ def test_page_selection_is_exact_top_k_with_ties(gen, k, paired, chunks):
     seq_lens = torch.full((2,), 260 * 16 + 1, dtype=torch.int32)  # 260 full pages before the newest
     chosen = torch.full((2, 3, k), -1, dtype=torch.int32)
     _select_pages[(2, 3, chunks)](bounds, chosen, seq_lens, 300, k, bounds.stride(0), bounds.stride(1), chosen.stride(0),
-                                  chosen.stride(1), N=512, CHUNK=512 // chunks, PAGE=16, PAIRED=paired)
+                                  chosen.stride(1), N=512, CHUNK=512 // chunks, PAGE=16, **SEARCHES[search])
     for row, sel in zip(bounds.flatten(0, 1), chosen.flatten(0, 1).long()):
         assert (sel >= 0).all() and (sel.diff() > 0).all(), f"seed {gen.initial_seed()}"
         assert (row[sel] >= row.topk(k).values[-1]).all(), f"seed {gen.initial_seed()}"
 
 
-@pytest.mark.parametrize("paired", [False, True])
+@pytest.mark.parametrize("search", SEARCHES)
 @pytest.mark.parametrize("shape", ["normal", "heavy tail", "two clusters"])
-def test_page_selection_on_a_long_row_equals_topk(gen, paired, shape):
+def test_page_selection_on_a_long_row_equals_topk(gen, search, shape):
     """At the size of a 128k cache (thousands of pages, distinct bounds) the chosen set is torch.topk's,
     also where the first guess from the row's mean and sd (a normal quantile) lands far off."""
     from sftasks.kernels.quest import _select_pages
@@ -482,7 +488,7 @@ def test_page_selection_on_a_long_row_equals_topk(gen, paired, shape):
     seq_lens = torch.full((1,), 6000 * 16 + 1, dtype=torch.int32)
     chosen = torch.empty(1, 2, 255, dtype=torch.int32)
     _select_pages[(1, 2, 4)](bounds, chosen, seq_lens, 6000, 255, bounds.stride(0), bounds.stride(1), chosen.stride(0),
-                             chosen.stride(1), N=8192, CHUNK=2048, PAGE=16, PAIRED=paired)
+                             chosen.stride(1), N=8192, CHUNK=2048, PAGE=16, **SEARCHES[search])
     for row, sel in zip(bounds[0], chosen[0].long()):
         assert torch.equal(sel, row.topk(255).indices.sort().values), f"seed {gen.initial_seed()}"
 
