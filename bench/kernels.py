@@ -197,6 +197,17 @@ def layer_caches(T: int, B: int) -> list[tuple[KVCache, torch.Tensor]]:
     return [(cache, torch.randn(B, HQ, D, device="cuda", dtype=DTYPE)) for cache in caches]
 
 
+def steady_quest_calls(layers, budget: int, quest=kernels.quest, **options) -> list:
+    """One steady Quest call per layer of `layer_caches`, each keeping its own page summaries across calls;
+    `quest` may be another checkout's module (bench/quest_ab.py), `options` its tuning knobs."""
+    calls = []
+    for cache, q in layers:
+        store = quest.QuestSummaries.empty(q.shape[0], cache.page_table.shape[1], HKV, D, DTYPE, q.device)
+        calls.append(lambda q=q, cache=cache, store=store:
+                     quest.quest_decode(q, cache, budget, 16, True, summaries=store, **options))
+    return calls
+
+
 def per_call_us(calls) -> float:
     """Microseconds per call, replaying the calls one after another in one CUDA graph."""
     return 1e3 * do_bench_cudagraph(lambda: [c() for c in calls], rep=200, return_mode="median") / len(calls)
@@ -210,12 +221,7 @@ def steady_rows(T: int, B: int, row) -> None:
     what a model sees."""
     layers = layer_caches(T, B)
     dense = [dense_decode(cache, q, T) for cache, q in layers]
-    quest = {budget: [] for budget in (1024, 4096)}
-    for budget, calls in quest.items():
-        for cache, q in layers:
-            store = QuestSummaries.empty(B, cache.page_table.shape[1], HKV, D, DTYPE, "cuda")
-            calls.append(lambda q=q, cache=cache, store=store, budget=budget:
-                         kernels.quest_decode(q, cache, budget, 16, True, summaries=store))
+    quest = {budget: steady_quest_calls(layers, budget) for budget in (1024, 4096)}
     suffix = f", batch {B}" if B > 1 else ""
     for setting, n in ([("", 1)] if B > 1 else []) + [(f", {LAYERS} layers in turn", LAYERS)]:
         t_dense = per_call_us(dense[:n])

@@ -23,7 +23,7 @@ import torch
 from sftasks import kernels
 
 from kernels import (  # bench/kernels.py: the same layer, caches and timing
-    D, DTYPE, HKV, HQ, LAYERS, dense_decode, layer_caches, per_call_us)
+    LAYERS, dense_decode, layer_caches, per_call_us, steady_quest_calls)
 
 CASES = [(131072, 1, 4096), (131072, 1, 1024), (32768, 1, 4096), (32768, 8, 4096), (131072, 4, 4096)]
 
@@ -54,13 +54,8 @@ def main() -> None:
         layers = layer_caches(T, B)
         runs = {"base": (base, {}), "new": (kernels.quest, {}),
                 **{json.dumps(o): (kernels.quest, o) for o in args.options}}
-        calls = {name: [] for name in runs}
-        for cache, q in layers:
-            pages = cache.page_table.shape[1]
-            for name, (module, options) in runs.items():
-                store = module.QuestSummaries.empty(B, pages, HKV, D, DTYPE, "cuda")
-                calls[name].append(lambda m=module, q=q, cache=cache, store=store, o=options:
-                                   m.quest_decode(q, cache, budget, 16, True, summaries=store, **o))
+        calls = {name: steady_quest_calls(layers, budget, module, **options)
+                 for name, (module, options) in runs.items()}
         new_out, old_out = calls["new"][0]().float(), calls["base"][0]().float()
         diff = float((new_out - old_out).norm() / old_out.norm())
         dense = [dense_decode(cache, q, T) for cache, q in layers]

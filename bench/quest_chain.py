@@ -18,7 +18,7 @@ import torch
 
 from sftasks.kernels import quest
 
-from kernels import D, DTYPE, HKV, dense_decode, layer_caches, per_call_us  # bench/kernels.py
+from kernels import dense_decode, layer_caches, per_call_us, steady_quest_calls  # bench/kernels.py
 
 LAUNCHES = ("_page_bounds", "_select_pages", "_attend_pages")
 
@@ -36,10 +36,7 @@ def main() -> None:
     args = ap.parse_args()
     T = 131072
     layers = layer_caches(T, 1)
-    calls = []
-    for cache, q in layers:
-        store = quest.QuestSummaries.empty(1, cache.page_table.shape[1], HKV, D, DTYPE, "cuda")
-        calls.append(lambda q=q, cache=cache, store=store: quest.quest_decode(q, cache, 4096, 16, True, summaries=store))
+    calls = steady_quest_calls(layers, 4096)
     for _ in range(5 if args.loop else 1):
         for call in calls:
             call()
