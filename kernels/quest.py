@@ -223,6 +223,28 @@ def _stats_combine(min_a, max_a, sum_a, sq_a, min_b, max_b, sum_b, sq_b):
     return tl.minimum(min_a, min_b), tl.maximum(max_a, max_b), sum_a + sum_b, sq_a + sq_b
 
 
+@triton.jit
+def _bracket_points(lo, hi, count_lo, count_hi, k, rounds, SPREAD: tl.constexpr):
+    """A paired search round's two points (clamp them into (lo, hi)), from the bracket's counts: with SPREAD,
+    aimed at counts k -+ SPREAD x the bracket's count, interpolated, but every fifth round (and without
+    SPREAD) the interpolated point and the middle. Only the pair a round uses is computed."""
+    span = (count_lo - count_hi).to(tl.float32)
+    width = (hi - lo).to(tl.float32)
+    if SPREAD > 0:
+        aimed = rounds % 5 != 4
+    else:
+        aimed = False
+    if aimed:
+        a = tl.maximum(SPREAD * span, 0.5)
+        p1 = lo + (tl.maximum((count_lo - k).to(tl.float32) - a, 0.0) / span * width).to(tl.int64)
+        p2 = lo + (tl.minimum((count_lo - k).to(tl.float32) + a, span) / span * width).to(tl.int64)
+    else:
+        guess = lo + ((count_lo - k).to(tl.float32) / span * width).to(tl.int64)
+        p1 = tl.minimum(guess, lo + (hi - lo) // 2)
+        p2 = tl.maximum(guess, lo + (hi - lo) // 2)
+    return p1, p2
+
+
 SELECT_SPREAD = 0.02  # the search's two points aim at counts k -+ this share of the bracket's count
 SELECT_WIDTH = 0.05  # its first two points: the normal guess -+ this many standard deviations
 
@@ -294,26 +316,14 @@ def _select_pages(Bounds, Chosen, SeqLens, num_pages, k, stride_bb, stride_bh, s
     count_hi = 0
     rounds = 0
     while (hi - lo > 1) & (count_lo != k):
-        frac = (count_lo - k).to(tl.float32) / (count_lo - count_hi).to(tl.float32)
-        guess = lo + (frac * (hi - lo).to(tl.float32)).to(tl.int64)
-        guess = tl.minimum(tl.maximum(guess, lo + 1), hi - 1)
-        half = lo + (hi - lo) // 2
         if PAIRED:  # both points in one count: (key >= m1) + (key >= m2) << 16 (counts <= N < 2**16)
-            m1 = tl.minimum(guess, half)
-            m2 = tl.maximum(guess, half)
-            if SPREAD > 0:
-                if rounds % 5 != 4:
-                    span = (count_lo - count_hi).to(tl.float32)
-                    a = tl.maximum(SPREAD * span, 0.5)
-                    f1 = tl.maximum((count_lo - k).to(tl.float32) - a, 0.0) / span
-                    f2 = tl.minimum((count_lo - k).to(tl.float32) + a, span) / span
-                    m1 = lo + (f1 * (hi - lo).to(tl.float32)).to(tl.int64)
-                    m2 = lo + (f2 * (hi - lo).to(tl.float32)).to(tl.int64)
-                    m1 = tl.minimum(tl.maximum(m1, lo + 1), hi - 1)
-                    m2 = tl.minimum(tl.maximum(m2, lo + 1), hi - 1)
             if rounds == 0:  # the first round: around the normal guess
-                m1 = tl.minimum(tl.maximum(first_lo, lo + 1), hi - 1)
-                m2 = tl.minimum(tl.maximum(first_hi, lo + 1), hi - 1)
+                m1 = first_lo
+                m2 = first_hi
+            else:
+                m1, m2 = _bracket_points(lo, hi, count_lo, count_hi, k, rounds, SPREAD)
+            m1 = tl.minimum(tl.maximum(m1, lo + 1), hi - 1)
+            m2 = tl.minimum(tl.maximum(m2, lo + 1), hi - 1)
             m2 = tl.maximum(m2, tl.minimum(m1 + 1, hi - 1))
             both = tl.sum(tl.where(key >= m2.to(tl.int32), 0x10001, tl.where(key >= m1.to(tl.int32), 1, 0)), 0)
             c1 = both & 0xFFFF
@@ -325,7 +335,10 @@ def _select_pages(Bounds, Chosen, SeqLens, num_pages, k, stride_bb, stride_bh, s
             count_hi = tl.where(c2 >= k, count_hi, tl.where(c1 >= k, c2, c1))
             lo = lo_new
         else:
-            mid = tl.where(rounds % 2 == 1, half, guess)
+            guess = lo + ((count_lo - k).to(tl.float32) / (count_lo - count_hi).to(tl.float32)
+                          * (hi - lo).to(tl.float32)).to(tl.int64)
+            guess = tl.minimum(tl.maximum(guess, lo + 1), hi - 1)
+            mid = tl.where(rounds % 2 == 1, lo + (hi - lo) // 2, guess)
             count = tl.sum((key >= mid.to(tl.int32)).to(tl.int32), 0)
             enough = count >= k
             lo = tl.where(enough, mid, lo)
