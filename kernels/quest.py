@@ -224,22 +224,28 @@ def _stats_combine(min_a, max_a, sum_a, sq_a, min_b, max_b, sum_b, sq_b):
 
 
 @triton.jit
+def _interpolated_point(lo, hi, count_lo, count_hi, k):
+    """Where the count of keys >= a point, linear between the bracket's ends, is k (regula falsi)."""
+    return lo + ((count_lo - k).to(tl.float32) / (count_lo - count_hi).to(tl.float32) * (hi - lo).to(tl.float32)).to(tl.int64)
+
+
+@triton.jit
 def _bracket_points(lo, hi, count_lo, count_hi, k, rounds, SPREAD: tl.constexpr):
     """A paired search round's two points (clamp them into (lo, hi)), from the bracket's counts: with SPREAD,
     aimed at counts k -+ SPREAD x the bracket's count, interpolated, but every fifth round (and without
     SPREAD) the interpolated point and the middle. Only the pair a round uses is computed."""
-    span = (count_lo - count_hi).to(tl.float32)
-    width = (hi - lo).to(tl.float32)
     if SPREAD > 0:
         aimed = rounds % 5 != 4
     else:
         aimed = False
     if aimed:
+        span = (count_lo - count_hi).to(tl.float32)
+        width = (hi - lo).to(tl.float32)
         a = tl.maximum(SPREAD * span, 0.5)
         p1 = lo + (tl.maximum((count_lo - k).to(tl.float32) - a, 0.0) / span * width).to(tl.int64)
         p2 = lo + (tl.minimum((count_lo - k).to(tl.float32) + a, span) / span * width).to(tl.int64)
     else:
-        guess = lo + ((count_lo - k).to(tl.float32) / span * width).to(tl.int64)
+        guess = _interpolated_point(lo, hi, count_lo, count_hi, k)
         p1 = tl.minimum(guess, lo + (hi - lo) // 2)
         p2 = tl.maximum(guess, lo + (hi - lo) // 2)
     return p1, p2
@@ -335,9 +341,7 @@ def _select_pages(Bounds, Chosen, SeqLens, num_pages, k, stride_bb, stride_bh, s
             count_hi = tl.where(c2 >= k, count_hi, tl.where(c1 >= k, c2, c1))
             lo = lo_new
         else:
-            guess = lo + ((count_lo - k).to(tl.float32) / (count_lo - count_hi).to(tl.float32)
-                          * (hi - lo).to(tl.float32)).to(tl.int64)
-            guess = tl.minimum(tl.maximum(guess, lo + 1), hi - 1)
+            guess = tl.minimum(tl.maximum(_interpolated_point(lo, hi, count_lo, count_hi, k), lo + 1), hi - 1)
             mid = tl.where(rounds % 2 == 1, lo + (hi - lo) // 2, guess)
             count = tl.sum((key >= mid.to(tl.int32)).to(tl.int32), 0)
             enough = count >= k
