@@ -246,8 +246,9 @@ def _bracket_points(lo, hi, count_lo, count_hi, k, rounds, SPREAD: tl.constexpr)
         p2 = lo + (tl.minimum((count_lo - k).to(tl.float32) + a, span) / span * width).to(tl.int64)
     else:
         guess = _interpolated_point(lo, hi, count_lo, count_hi, k)
-        p1 = tl.minimum(guess, lo + (hi - lo) // 2)
-        p2 = tl.maximum(guess, lo + (hi - lo) // 2)
+        half = lo + (hi - lo) // 2
+        p1 = tl.minimum(guess, half)
+        p2 = tl.maximum(guess, half)
     return p1, p2
 
 
