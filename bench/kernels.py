@@ -6,8 +6,9 @@ One Qwen2.5-7B attention layer (28 query heads, 4 KV heads, head_dim 128, bf16),
       (tuning knobs side by side, twice each; RESULTS.md records which paid; fixed_costs: block-sparse
       with lists of one length, what a program costs besides its key tiles)
 Prints one markdown table (the one in RESULTS.md). `ideal` is 1 / (1 - sparsity) with sparsity counted
-in causal (query, key) pairs; `% ideal` is (cuDNN dense time / ours) / ideal, with the median of four
-cuDNN timings per length. Index builds are inside the timed region.
+in causal (query, key) pairs; `% ideal` is (cuDNN dense time / ours) / ideal. Every prefill kernel of a
+length (cuDNN included) is timed --rounds times in turn, at its sustained (power-capped) rate, and
+reported by its median. Index builds are inside the timed region.
 """
 
 from __future__ import annotations
@@ -34,9 +35,16 @@ HQ, HKV, D, DTYPE = 28, 4, 128, torch.bfloat16
 BLOCK = 128
 
 
-def bench(fn) -> float:
+def bench(fn, warmup_ms: int = 100) -> float:
     """Median milliseconds."""
-    return do_bench(fn, warmup=100, rep=400, return_mode="median")
+    return do_bench(fn, warmup=warmup_ms, rep=400, return_mode="median")
+
+
+# An H100 running attention at full rate sits at its 700 W power cap: its clock boosts for the first ~0.3-0.5 s
+# after lighter work, then drops and wanders (1260-1710 MHz, nvidia-smi every 250 ms), so a kernel timed right
+# after a light one ran up to 12% faster than after a heavy one (128k, 95%: 12.17 against 13.4-13.7 ms). Each
+# prefill kernel first runs this long on its own, and is timed at its sustained, power-capped rate.
+PREFILL_WARMUP_MS = 1500
 
 
 def random_block_index(T: int, sparsity: float, gen: torch.Generator) -> torch.Tensor:
@@ -132,16 +140,16 @@ def sweep(T: int, parts: str = "block_sparse,vertical_slash,quest") -> None:
         idx = random_block_index(T, sparsity, gen)
         for rep in range(2):  # twice: the spread between reps is the noise
             for name, opts in variants.items():
-                t = bench(lambda: kernels.block_sparse_attention(q, k, v, idx, BLOCK, **opts))
+                t = bench(lambda: kernels.block_sparse_attention(q, k, v, idx, BLOCK, **opts), PREFILL_WARMUP_MS)
                 print(f"sweep block-sparse T={T} {sparsity:.0%} {name} (rep {rep}): {t:.2f} ms", flush=True)
     for name, idx in fixed_cost_patterns(T, gen).items() if "fixed_costs" in parts else ():
-        t = bench(lambda: kernels.block_sparse_attention(q, k, v, idx, BLOCK))
+        t = bench(lambda: kernels.block_sparse_attention(q, k, v, idx, BLOCK), PREFILL_WARMUP_MS)
         print(f"sweep block-sparse fixed costs T={T} {name}: {t:.3f} ms", flush=True)
     patterns = vertical_slash_parts(*vertical_slash_pattern(T, gen), T)
     knobs = ({}, {"masked_stages": 2}, {"tma": False}, {"block_n": 128})
     for name, (c, sl) in patterns.items() if "vertical_slash" in parts else ():
         for opts in knobs if name == "whole" else ({},):
-            t = bench(lambda: kernels.vertical_slash_attention(q, k, v, c, sl, **opts))
+            t = bench(lambda: kernels.vertical_slash_attention(q, k, v, c, sl, **opts), PREFILL_WARMUP_MS)
             print(f"sweep vertical-slash T={T} {name} {opts}: {t:.2f} ms", flush=True)
     if "quest" not in parts:
         return
@@ -270,6 +278,57 @@ def decode_rows(T: int, row) -> None:
                     speedup=t_dense / t_cold)
 
 
+def prefill_rows(T: int, flex, gen: torch.Generator, rounds: int, row) -> None:
+    """Dense, block-sparse and vertical-slash prefill at length T, every kernel timed `rounds` times in turn
+    (round robin), each time at its sustained rate (PREFILL_WARMUP_MS), and reported by its median. The GPU
+    warms up over a run (cuDNN at 128k: 215-220 ms in the first round, 226-228 in later ones), so a kernel
+    timed once could land in a stretch that its yardstick did not; timed the same way, interleaved, the
+    ratios are side by side."""
+    q = torch.randn(T, HQ, D, device="cuda", dtype=DTYPE)
+    k = torch.randn(T, HKV, D, device="cuda", dtype=DTYPE)
+    v = torch.randn(T, HKV, D, device="cuda", dtype=DTYPE)
+    ke, ve = (x.repeat_interleave(HQ // HKV, dim=1) for x in (k, v))  # dense SDPA gets MHA-shaped K/V
+    qh, kh, vh = (x.transpose(0, 1).unsqueeze(0) for x in (q, k, v))
+    kernels_to_time = {"dense cuDNN": (lambda: dense_prefill(q, ke, ve, SDPBackend.CUDNN_ATTENTION), None)}
+    flex_of = {}  # our row -> FlexAttention's row with the same blocks
+    for target in (0.90, 0.95):
+        idx = random_block_index(T, target, gen)
+        s = 1 - float(block_sparse_pairs(idx, T, BLOCK).sum()) / (HQ * T * (T + 1) / 2)
+        ours = f"block-sparse {target:.0%} (ours)"
+        if flex is not None:
+            bm = flex_block_mask(idx, T)
+            kernels_to_time[f"FlexAttention {target:.0%}"] = (
+                lambda bm=bm: flex(qh, kh, vh, block_mask=bm, enable_gqa=True), s)
+            flex_of[ours] = f"FlexAttention {target:.0%}"
+        kernels_to_time[ours] = (lambda idx=idx: kernels.block_sparse_attention(q, k, v, idx, BLOCK), s)
+        kernels_to_time[f"  of which block-list prep {target:.0%}"] = (lambda idx=idx: causal_block_lists(idx), None)
+    cols, slashes = vertical_slash_pattern(T, gen)
+    s_vs = 1 - float(vertical_slash_pairs(cols.cpu(), slashes.cpu(), T).sum()) / (HQ * T * (T + 1) / 2)
+    vs, estimate = "vertical-slash (ours, index build incl.)", "  of which estimate_vertical_slash"
+    kernels_to_time[vs] = (lambda: kernels.vertical_slash_attention(q, k, v, cols, slashes), s_vs)
+    kernels_to_time[estimate] = (lambda: kernels.estimate_vertical_slash(q, k, 256, 1024, int(0.045 * T)), None)
+    runs = {what: [] for what in kernels_to_time}
+    for _ in range(rounds):
+        for what, (fn, _) in kernels_to_time.items():
+            runs[what].append(bench(fn, PREFILL_WARMUP_MS))
+    ms = {what: statistics.median(times) for what, times in runs.items()}
+    sparsity = {what: s for what, (_, s) in kernels_to_time.items()}
+    both = "vertical-slash + its estimate (last 256 queries)"
+    ms[both], sparsity[both] = ms[vs] + ms[estimate], s_vs
+    t_cudnn = ms.pop("dense cuDNN")
+    row(kind="prefill", T=T, what="dense cuDNN", ms=t_cudnn, runs_ms=runs["dense cuDNN"])
+    row(kind="prefill", T=T, what="dense flash", ms=bench(lambda: dense_prefill(q, ke, ve, SDPBackend.FLASH_ATTENTION)))
+    ms[estimate] = ms.pop(estimate)  # the estimate's row last, under the sum
+    for what, t in ms.items():
+        r = dict(kind="prefill", T=T, what=what, ms=t, **({"runs_ms": runs[what]} if what in runs else {}))
+        if sparsity[what] is not None:
+            s = sparsity[what]
+            r.update(sparsity=s, speedup=t_cudnn / t, ideal=1 / (1 - s), pct_ideal=100 * t_cudnn / t * (1 - s))
+        if what in flex_of:
+            r["vs_flex"] = ms[flex_of[what]] / t
+        row(**r)
+
+
 def markdown_table(rows: list[dict]) -> str:
     """The rows as the markdown table of RESULTS.md ("… " marks a part of the row above)."""
     lines = ["| kind | T | what | sparsity | time | speedup | ideal | % of ideal | Flex time / ours |",
@@ -299,6 +358,7 @@ def main() -> None:
     ap.add_argument("--decode-batches", default="4", help="also time these batch sizes (paged cache, graphs)")
     ap.add_argument("--out", default=None, help="also write the rows as JSON here")
     ap.add_argument("--no-flex", action="store_true")
+    ap.add_argument("--rounds", type=int, default=3, help="prefill: time every kernel this many times in turn, report medians")
     ap.add_argument("--sweep", action="store_true", help="first time kernel variants at the last length")
     ap.add_argument("--sweep-only", action="store_true", help="time the variants and stop")
     ap.add_argument("--sweep-parts", default="block_sparse,vertical_slash,quest", help="which kernels' variants")
@@ -321,54 +381,8 @@ def main() -> None:
         flex = torch.compile(flex_attention, dynamic=False)
 
     for T in (parse_length(x) for x in args.lengths.split(",") if x):
-        q = torch.randn(T, HQ, D, device="cuda", dtype=DTYPE)
-        k = torch.randn(T, HKV, D, device="cuda", dtype=DTYPE)
-        v = torch.randn(T, HKV, D, device="cuda", dtype=DTYPE)
-        ke, ve = (x.repeat_interleave(HQ // HKV, dim=1) for x in (k, v))  # dense SDPA gets MHA-shaped K/V
-        # cuDNN is the yardstick of every ratio, and it drifts by up to 10% within a run on an H100 (208-230 ms
-        # at 128k): it is timed before, between and after the sparse kernels, and the median is used.
-        dense_runs = []
-
-        def time_dense():
-            dense_runs.append(bench(lambda: dense_prefill(q, ke, ve, SDPBackend.CUDNN_ATTENTION)))
-
-        time_dense()
-        t_flash = bench(lambda: dense_prefill(q, ke, ve, SDPBackend.FLASH_ATTENTION))
-        timed = []  # (what, sparsity or None, ms, flex ms or None); ratios once the yardstick is known
-        for sparsity in (0.90, 0.95):
-            idx = random_block_index(T, sparsity, gen)
-            s = 1 - float(block_sparse_pairs(idx, T, BLOCK).sum()) / (HQ * T * (T + 1) / 2)
-            t_ours = bench(lambda: kernels.block_sparse_attention(q, k, v, idx, BLOCK))
-            t_flex = None
-            if flex is not None:
-                bm = flex_block_mask(idx, T)
-                qh, kh, vh = (x.transpose(0, 1).unsqueeze(0) for x in (q, k, v))
-                t_flex = bench(lambda: flex(qh, kh, vh, block_mask=bm, enable_gqa=True))
-                timed.append((f"FlexAttention {sparsity:.0%}", s, t_flex, None))
-            timed.append((f"block-sparse {sparsity:.0%} (ours)", s, t_ours, t_flex))
-            timed.append((f"  of which block-list prep {sparsity:.0%}", None, bench(lambda: causal_block_lists(idx)), None))
-            del idx
-            time_dense()
-        cols, slashes = vertical_slash_pattern(T, gen)
-        s = 1 - float(vertical_slash_pairs(cols.cpu(), slashes.cpu(), T).sum()) / (HQ * T * (T + 1) / 2)
-        t_vs = bench(lambda: kernels.vertical_slash_attention(q, k, v, cols, slashes))
-        timed.append(("vertical-slash (ours, index build incl.)", s, t_vs, None))
-        t_est = bench(lambda: kernels.estimate_vertical_slash(q, k, 256, 1024, int(0.045 * T)))
-        timed.append(("vertical-slash + its estimate (last 256 queries)", s, t_vs + t_est, None))
-        timed.append(("  of which estimate_vertical_slash", None, t_est, None))
-        time_dense()
-        t_cudnn = statistics.median(dense_runs)
-        row(kind="prefill", T=T, what="dense cuDNN", ms=t_cudnn, runs_ms=dense_runs)
-        row(kind="prefill", T=T, what="dense flash", ms=t_flash)
-        for what, s, ms, t_flex in timed:
-            r = dict(kind="prefill", T=T, what=what, ms=ms)
-            if s is not None:
-                r.update(sparsity=s, speedup=t_cudnn / ms, ideal=1 / (1 - s), pct_ideal=100 * t_cudnn / ms * (1 - s))
-            if t_flex is not None:
-                r["vs_flex"] = t_flex / ms
-            row(**r)
-        del q, k, v, ke, ve
-        torch.cuda.empty_cache()
+        prefill_rows(T, flex, gen, args.rounds, row)
+        torch.cuda.empty_cache()  # the length's tensors, before the next length's
 
     for T in (parse_length(x) for x in args.decode_lengths.split(",") if x):
         decode_rows(T, row)
