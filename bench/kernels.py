@@ -363,6 +363,8 @@ def main() -> None:
     ap.add_argument("--sweep-only", action="store_true", help="time the variants and stop")
     ap.add_argument("--sweep-parts", default="block_sparse,vertical_slash,quest", help="which kernels' variants")
     args = ap.parse_args()
+    if args.rounds < 1:
+        ap.error("--rounds must be at least 1")
     if args.sweep or args.sweep_only:
         sweep(parse_length(args.lengths.split(",")[-1] or "128k"), args.sweep_parts)
         if args.sweep_only:
